@@ -1,0 +1,21 @@
+# Two commands matter: `make demo` and `make test`. Both install what they need first (ci/setup.sh).
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: setup test demo bench docs
+
+setup:
+	@ci/setup.sh
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) ci/demo.py $(if $(ONCE),--once,)
+
+bench: setup
+	$(PY) ci/bench.py
+
+# Regenerate values.schema.json and the chart README from schema/ (tests fail when they drift).
+docs: setup
+	$(PY) schema/generate.py

