@@ -1,0 +1,153 @@
+"""Configuration: read once from the environment into a frozen, typed object.
+
+Required (non-empty): AGENT_BACKEND_DB_HOST, AGENT_BACKEND_DB_NAME, AGENT_BACKEND_DB_USER,
+ANTHROPIC_API_KEY, ANTHROPIC_MODEL, SEQERA_PLATFORM_API_URL.
+Optional (default): AGENT_BACKEND_PORT (8002), AGENT_BACKEND_DB_PORT (3306),
+AGENT_BACKEND_DB_PASSWORD (empty), ENVIRONMENT ("production"), LOG_LEVEL ("INFO"),
+SEQERA_PLATFORM_URL (the API URL without a trailing "/api"), SEQERA_MCP_URL (none),
+AGENT_BACKEND_PUBLIC_URL (none), LANGCHAIN_API_KEY (empty: tracing off),
+ANTHROPIC_BASE_URL (the SDK's default), LANGSMITH_ENDPOINT (https://api.smith.langchain.com).
+
+Errors name the variable and never echo the value of a secret.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Mapping
+from urllib.parse import urlsplit
+
+SECRET_VARS = frozenset({"AGENT_BACKEND_DB_PASSWORD", "ANTHROPIC_API_KEY", "LANGCHAIN_API_KEY"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_LANGSMITH_ENDPOINT = "https://api.smith.langchain.com"
+
+
+class ConfigError(Exception):
+    """A missing or malformed environment variable. The message names it, never a secret value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseConfig:
+    host: str
+    port: int
+    name: str
+    user: str
+    password: str = dataclasses.field(repr=False)
+    connect_timeout: float = 3.0      # seconds to open one TCP connection
+    acquire_timeout: float = 2.0      # seconds to wait for a pooled connection
+    query_timeout: float = 10.0       # seconds for one query before the connection is dropped
+    pool_max: int = 20
+
+    def __repr__(self) -> str:  # never show the password
+        return f"DatabaseConfig(host={self.host!r}, port={self.port}, name={self.name!r}, user={self.user!r})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    port: int
+    db: DatabaseConfig
+    anthropic_api_key: str = dataclasses.field(repr=False)
+    anthropic_model: str
+    anthropic_base_url: str | None
+    langchain_api_key: str = dataclasses.field(repr=False)
+    langsmith_endpoint: str
+    environment: str
+    log_level: str
+    platform_url: str
+    platform_api_url: str
+    mcp_url: str | None
+    public_url: str | None
+    # Tunables (no environment variables of their own; tests construct Config directly).
+    version: str = "0.1.0"
+    max_body_bytes: int = 1024 * 1024
+    auth_cache_ttl: float = 60.0
+    auth_timeout: float = 5.0
+    tool_result_timeout: float = 300.0
+    shutdown_grace: float = 25.0
+    heartbeat_interval: float = 15.0
+    max_tokens: int = 8192
+    max_steps: int = 25                # model calls per run (tool loop bound)
+    llm_retries: int = 3               # extra attempts before the first byte
+    llm_backoff: float = 0.5           # first backoff in seconds, doubled each retry
+    llm_timeout: float = 600.0
+    monthly_token_limit: int = 0       # 0 = no limit; otherwise 429 once input+output reach it
+
+    @property
+    def tracing_enabled(self) -> bool:
+        return bool(self.langchain_api_key)
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
+        return "Config(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def _get(env: Mapping[str, str], name: str, *, required: bool, default: str | None = None) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        if required:
+            raise ConfigError(f"{name} is required but not set")
+        return default
+    return value.strip()
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _get(env, name, required=False)
+    if raw is None:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer port number, got {raw!r}") from None
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name} must be between 1 and 65535, got {port}")
+    return port
+
+
+def _url(env: Mapping[str, str], name: str, *, required: bool, default: str | None = None) -> str | None:
+    raw = _get(env, name, required=required, default=default)
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        shown = "<redacted>" if name in SECRET_VARS else repr(raw)
+        raise ConfigError(f"{name} must be an http(s) URL, got {shown}")
+    return raw.rstrip("/")
+
+
+def load_db_config(env: Mapping[str, str] | None = None) -> DatabaseConfig:
+    """The database settings only (what the migration runner needs)."""
+    env = os.environ if env is None else env
+    return DatabaseConfig(
+        host=_get(env, "AGENT_BACKEND_DB_HOST", required=True),
+        port=_port(env, "AGENT_BACKEND_DB_PORT", 3306),
+        name=_get(env, "AGENT_BACKEND_DB_NAME", required=True),
+        user=_get(env, "AGENT_BACKEND_DB_USER", required=True),
+        # A password may legitimately be empty (development servers); never stripped.
+        password=env.get("AGENT_BACKEND_DB_PASSWORD", ""),
+    )
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Everything the service needs, validated. Raises ConfigError naming the first bad variable."""
+    env = os.environ if env is None else env
+    db = load_db_config(env)
+    log_level = (_get(env, "LOG_LEVEL", required=False, default="INFO") or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    api_url = _url(env, "SEQERA_PLATFORM_API_URL", required=True)
+    default_platform = api_url[: -len("/api")] if api_url.endswith("/api") else api_url
+    return Config(
+        port=_port(env, "AGENT_BACKEND_PORT", 8002),
+        db=db,
+        anthropic_api_key=_get(env, "ANTHROPIC_API_KEY", required=True),
+        anthropic_model=_get(env, "ANTHROPIC_MODEL", required=True),
+        anthropic_base_url=_url(env, "ANTHROPIC_BASE_URL", required=False),
+        langchain_api_key=env.get("LANGCHAIN_API_KEY", "").strip(),
+        langsmith_endpoint=_url(env, "LANGSMITH_ENDPOINT", required=False, default=DEFAULT_LANGSMITH_ENDPOINT),
+        environment=_get(env, "ENVIRONMENT", required=False, default="production"),
+        log_level=log_level,
+        platform_url=_url(env, "SEQERA_PLATFORM_URL", required=False, default=default_platform),
+        platform_api_url=api_url,
+        mcp_url=_url(env, "SEQERA_MCP_URL", required=False),
+        public_url=_url(env, "AGENT_BACKEND_PUBLIC_URL", required=False),
+    )
