@@ -1,0 +1,46 @@
+{{/* Image references and pull secrets. */}}
+
+{{/* agent-backend.images.image: takes dict "image" (an .image values section) "context" (root); returns "[registry/]repository:tag", or "[registry/]repository@digest" when a digest is set. global.imageRegistry, when set, replaces the section's registry; the tag is rendered with tpl and defaults to the appVersion. */}}
+{{- define "agent-backend.images.image" -}}
+{{- $registry := .context.Values.global.imageRegistry | default .image.registry | default "" | trimSuffix "/" -}}
+{{- $repository := .image.repository -}}
+{{- $name := ternary (printf "%s/%s" $registry $repository) $repository (ne $registry "") -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $name .image.digest -}}
+{{- else -}}
+{{- $tag := include "agent-backend.tpl.withChart" (dict "value" (.image.tag | default "") "context" .context) | default (toString .context.Chart.AppVersion) -}}
+{{- printf "%s:%s" $name $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* agent-backend.images.secretNames: takes a list of pull secrets (names or {name: ...} maps); returns the names as a YAML list. */}}
+{{- define "agent-backend.images.secretNames" -}}
+{{- $names := list -}}
+{{- range . -}}
+{{- if kindIs "map" . -}}
+{{- $names = append $names .name -}}
+{{- else -}}
+{{- $names = append $names (toString .) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $names -}}
+{{- end -}}
+
+{{/* agent-backend.images.pullSecrets: takes the root context; returns the pod's imagePullSecrets as a YAML list of {name: ...}: the de-duplicated union, in this order, of the chart's global.imageCredentials Secret, global.imageCredentialsSecrets, image.pullSecrets, the wait-for-MySQL image's pullSecrets (when that container runs) and serviceAccount.imagePullSecretNames. "[]" when there are none. */}}
+{{- define "agent-backend.images.pullSecrets" -}}
+{{- $names := list -}}
+{{- if .Values.global.imageCredentials -}}
+{{- $names = append $names (include "agent-backend.names.pullSecret" .) -}}
+{{- end -}}
+{{- $names = concat $names (include "agent-backend.images.secretNames" (.Values.global.imageCredentialsSecrets | default list) | fromYamlArray) -}}
+{{- $names = concat $names (include "agent-backend.images.secretNames" (.Values.image.pullSecrets | default list) | fromYamlArray) -}}
+{{- if include "agent-backend.waitForMySQL.enabled" . -}}
+{{- $names = concat $names (include "agent-backend.images.secretNames" (.Values.initContainerDependencies.waitForMySQL.image.pullSecrets | default list) | fromYamlArray) -}}
+{{- end -}}
+{{- $names = concat $names (include "agent-backend.images.secretNames" (.Values.serviceAccount.imagePullSecretNames | default list) | fromYamlArray) -}}
+{{- $out := list -}}
+{{- range ($names | uniq) -}}
+{{- $out = append $out (dict "name" .) -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}

@@ -1,0 +1,146 @@
+{{/* Requirement checks: every message names the values key to fix. */}}
+
+{{/* agent-backend.validate.messages: takes the root context; returns every requirement failure, one "agent-backend: ..." message per line ("" when the values are usable). */}}
+{{- define "agent-backend.validate.messages" -}}
+{{- $v := .Values -}}
+{{- $errors := list -}}
+
+{{- /* Database connection */ -}}
+{{- range $key := list "host" "name" "username" -}}
+{{- if not (get $v.database $key) -}}
+{{- $errors = append $errors (printf "agent-backend: set database.%s (the MySQL %s the service connects to)" $key (get (dict "host" "host name" "name" "database name" "username" "user name") $key)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* Credentials: exactly one of the plain value and the existing Secret */ -}}
+{{- range (include "agent-backend.secrets.credentials" . | fromYamlArray) -}}
+{{- if and .value .existingName -}}
+{{- $errors = append $errors (printf "agent-backend: set only one of %s and %s, not both" .valueKey .nameKey) -}}
+{{- else if and (not .value) (not .existingName) -}}
+{{- $errors = append $errors (printf "agent-backend: set %s or %s (the %s)" .valueKey .nameKey .env) -}}
+{{- else if and .existingName (not .existingKey) -}}
+{{- $errors = append $errors (printf "agent-backend: set the key of %s (%s)" .nameKey (replace "Name" "Key" .nameKey)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* Images */ -}}
+{{- if not $v.image.repository -}}
+{{- $errors = append $errors "agent-backend: set image.repository" -}}
+{{- end -}}
+{{- if not $v.initContainerDependencies.waitForMySQL.image.repository -}}
+{{- $errors = append $errors "agent-backend: set initContainerDependencies.waitForMySQL.image.repository" -}}
+{{- end -}}
+{{- range $path, $digest := dict "image.digest" $v.image.digest "initContainerDependencies.waitForMySQL.image.digest" $v.initContainerDependencies.waitForMySQL.image.digest -}}
+{{- if and $digest (not (regexMatch "^sha256:[a-f0-9]{64}$" (toString $digest))) -}}
+{{- $errors = append $errors (printf "agent-backend: %s must look like sha256:<64 lowercase hex digits>" $path) -}}
+{{- end -}}
+{{- end -}}
+{{- $registries := list -}}
+{{- range $i, $cred := ($v.global.imageCredentials | default list) -}}
+{{- $missing := list -}}
+{{- range $field := list "registry" "username" "password" -}}
+{{- if not (get $cred $field) -}}{{- $missing = append $missing $field -}}{{- end -}}
+{{- end -}}
+{{- if $missing -}}
+{{- $errors = append $errors (printf "agent-backend: global.imageCredentials[%d] needs registry, username and password (missing: %s)" $i (join ", " $missing)) -}}
+{{- else if has (toString $cred.registry) $registries -}}
+{{- $errors = append $errors (printf "agent-backend: global.imageCredentials[%d].registry %s is listed twice" $i (toString $cred.registry)) -}}
+{{- end -}}
+{{- $registries = append $registries (toString $cred.registry) -}}
+{{- end -}}
+
+{{- /* Domains: bare host names, the chart adds https:// */ -}}
+{{- range $path, $raw := dict "global.platformExternalDomain" $v.global.platformExternalDomain "global.agentBackendDomain" $v.global.agentBackendDomain "global.mcpDomain" $v.global.mcpDomain -}}
+{{- $domain := include "agent-backend.config.domain" (dict "value" $raw "context" $) -}}
+{{- if not $domain -}}
+{{- $errors = append $errors (printf "agent-backend: set %s (it renders empty)" $path) -}}
+{{- else if not (regexMatch "^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]+)?$" $domain) -}}
+{{- $errors = append $errors (printf "agent-backend: %s must be a bare host name without scheme or path (got %q)" $path $domain) -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* Service */ -}}
+{{- $nodePortTypes := list "NodePort" "LoadBalancer" -}}
+{{- if and (not (kindIs "invalid" $v.service.http.nodePort)) (not (has $v.service.type $nodePortTypes)) -}}
+{{- $errors = append $errors (printf "agent-backend: service.http.nodePort is only allowed when service.type is NodePort or LoadBalancer (service.type is %s)" $v.service.type) -}}
+{{- end -}}
+{{- if not (regexMatch "^[0-9]+$" (toString $v.service.http.targetPort)) -}}
+{{- $errors = append $errors "agent-backend: service.http.targetPort must be a port number (it is the app container's port and AGENT_BACKEND_PORT)" -}}
+{{- end -}}
+{{- $portNames := list $v.service.http.name -}}
+{{- range $i, $extra := ($v.service.extraServices | default list) -}}
+{{- if and (not (kindIs "invalid" $extra.nodePort)) (not (has $v.service.type $nodePortTypes)) -}}
+{{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].nodePort is only allowed when service.type is NodePort or LoadBalancer" $i) -}}
+{{- end -}}
+{{- if has $extra.name $portNames -}}
+{{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].name %q is already used by another Service port" $i (toString $extra.name)) -}}
+{{- end -}}
+{{- $portNames = append $portNames $extra.name -}}
+{{- end -}}
+{{- range $key := list "type" "ports" "selector" -}}
+{{- if hasKey ($v.service.extraOptions | default dict) $key -}}
+{{- $errors = append $errors (printf "agent-backend: service.extraOptions.%s is set by the chart; use service.type / service.http / service.extraServices instead" $key) -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* Deployment: fields the chart owns */ -}}
+{{- range $key := list "selector" "template" -}}
+{{- if hasKey ($v.extraOptionsSpec | default dict) $key -}}
+{{- $errors = append $errors (printf "agent-backend: extraOptionsSpec.%s is owned by the chart and cannot be overridden" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $owned := dict "containers" "command/args/extraEnvVars/extraVolumeMounts" "initContainers" "initContainers" "volumes" "extraVolumes" "imagePullSecrets" "image.pullSecrets or global.imageCredentialsSecrets" -}}
+{{- range $key, $instead := $owned -}}
+{{- if hasKey ($v.extraOptionsTemplateSpec | default dict) $key -}}
+{{- $errors = append $errors (printf "agent-backend: extraOptionsTemplateSpec.%s is owned by the chart; use %s instead" $key $instead) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $vol := ($v.extraVolumes | default list) -}}
+{{- if eq (toString (get $vol "name")) "tmp" -}}
+{{- $errors = append $errors (printf "agent-backend: extraVolumes[%d] is named tmp, which the chart uses for /tmp; rename it" $i) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $v.dbMigrationInitContainer.command -}}
+{{- $errors = append $errors "agent-backend: set dbMigrationInitContainer.command (default [\"./init.sh\"])" -}}
+{{- end -}}
+
+{{- /* Probes */ -}}
+{{- range $name := list "startupProbe" "readinessProbe" "livenessProbe" -}}
+{{- $probe := get $v $name -}}
+{{- if $probe.enabled -}}
+{{- if not (include "agent-backend.pod.probePort" (dict "probe" $probe "context" $)) -}}
+{{- $errors = append $errors (printf "agent-backend: %s.httpGet.port renders empty" $name) -}}
+{{- end -}}
+{{- if and (ne $name "readinessProbe") (ne (toString $probe.successThreshold) "1") -}}
+{{- $errors = append $errors (printf "agent-backend: %s.successThreshold must be 1 (Kubernetes rejects anything else)" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* Ingress */ -}}
+{{- if $v.ingress.enabled -}}
+{{- range $i, $h := ($v.ingress.extraHosts | default list) -}}
+{{- if not (include "agent-backend.config.domain" (dict "value" $h.host "context" $)) -}}
+{{- $errors = append $errors (printf "agent-backend: ingress.extraHosts[%d].host renders empty" $i) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* Extra objects */ -}}
+{{- range $i, $item := ($v.extraDeploy | default list) -}}
+{{- $obj := include "agent-backend.tpl.render" (dict "value" $item "context" $) | fromYaml -}}
+{{- if or (hasKey $obj "Error") (not $obj.apiVersion) (not $obj.kind) (not (($obj.metadata | default dict).name)) -}}
+{{- $errors = append $errors (printf "agent-backend: extraDeploy[%d] must be one Kubernetes object with apiVersion, kind and metadata.name" $i) -}}
+{{- end -}}
+{{- end -}}
+
+{{- join "\n" $errors -}}
+{{- end -}}
+
+{{/* agent-backend.validate.values: takes the root context; fails the render with every requirement failure, returns "" when there is none. */}}
+{{- define "agent-backend.validate.values" -}}
+{{- $messages := include "agent-backend.validate.messages" . -}}
+{{- if $messages -}}
+{{- fail (printf "\n%s" $messages) -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""Generate the agent-backend chart's values.yaml, values.schema.json and README.md.
+
+The one source is schema/values.schema.yaml (a draft-07 JSON Schema in YAML with descriptions,
+defaults and `x-` annotations); the README prose comes from schema/chart-readme.md.tpl and the
+chart metadata from charts/agent-backend/Chart.yaml.
+
+    python schema/generate.py           # write the three files
+    python schema/generate.py --check   # exit 1 with a diff when any of them is stale
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "schema" / "values.schema.yaml"
+README_TEMPLATE = ROOT / "schema" / "chart-readme.md.tpl"
+CHART = ROOT / "charts" / "agent-backend"
+OUTPUTS = {
+    "values": CHART / "values.yaml",
+    "schema": CHART / "values.schema.json",
+    "readme": CHART / "README.md",
+}
+WIDTH = 100
+ANNOTATION = re.compile(r"^x-")
+MISSING = object()
+README_TYPES = {"integer": "int", "string": "string", "boolean": "bool", "array": "list",
+                "object": "object", "number": "float"}
+
+
+class SourceError(Exception):
+    """The annotated source breaks one of the rules in its header."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and checking the source
+
+def load_source() -> dict:
+    with SOURCE.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def is_structured(node: dict) -> bool:
+    """An object whose children are documented and defaulted one by one."""
+    return "properties" in node and not node.get("x-doc-leaf")
+
+
+def check_source(node: dict, path: str = "") -> list[str]:
+    """Return every rule violation under `node` (the root or a property schema)."""
+    errors = []
+    types = node.get("type")
+    types = types if isinstance(types, list) else [types]
+    if path and not node.get("description"):
+        errors.append(f"{path}: no description")
+    if path and node.get("type") is None and "oneOf" not in node:
+        errors.append(f"{path}: no type")
+    if "object" in types and "additionalProperties" not in node:
+        errors.append(f"{path or '<root>'}: object without additionalProperties")
+    if "default" in node and is_structured(node):
+        errors.append(f"{path}: structured object carries a default (put defaults on its leaves)")
+    if node.get("x-doc-leaf") and "default" not in node:
+        errors.append(f"{path}: x-doc-leaf object without a default")
+    for key, child in node.get("properties", {}).items():
+        errors.extend(check_source(child, f"{path}.{key}" if path else key))
+    items = node.get("items")
+    if isinstance(items, dict) and "properties" in items:
+        for key, child in items["properties"].items():
+            errors.extend(check_source(child, f"{path}[].{key}"))
+    return errors
+
+
+def default_of(node: dict):
+    """The default value a property contributes to values.yaml, or MISSING."""
+    if "default" in node:
+        return node["default"]
+    if is_structured(node):
+        out = {}
+        for key, child in node["properties"].items():
+            value = default_of(child)
+            if value is not MISSING:
+                out[key] = value
+        return out if out else MISSING
+    return MISSING
+
+
+# ---------------------------------------------------------------------------------------------
+# values.schema.json
+
+def strip_annotations(node):
+    """Copy of a schema node without `x-` annotation keywords (property names are kept)."""
+    if isinstance(node, list):
+        return [strip_annotations(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if ANNOTATION.match(key):
+            continue
+        if key == "properties":
+            out[key] = {name: strip_annotations(child) for name, child in value.items()}
+        else:
+            out[key] = strip_annotations(value)
+    return out
+
+
+def render_schema(source: dict) -> str:
+    return json.dumps(strip_annotations(source), indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# values.yaml
+
+class _IndentedDumper(yaml.SafeDumper):
+    """Indent block sequences under their key (`key:\\n  - item`)."""
+
+    def increase_indent(self, flow=False, indentless=False):  # noqa: D401 - PyYAML hook
+        return super().increase_indent(flow, False)
+
+
+def _dump_block(value, indent: int) -> list[str]:
+    text = yaml.dump(value, Dumper=_IndentedDumper, default_flow_style=False, sort_keys=False,
+                     allow_unicode=True, width=WIDTH)
+    return [" " * indent + line for line in text.splitlines()]
+
+
+def _scalar(value) -> str:
+    text = yaml.dump(value, Dumper=yaml.SafeDumper, default_flow_style=True, width=1000,
+                     allow_unicode=True).strip()
+    return text[:-4].rstrip() if text.endswith("\n...") or text.endswith(" ...") else text
+
+
+def _comment(text: str, indent: int, first_prefix: str) -> list[str]:
+    pad = " " * indent
+    wrapped = textwrap.wrap(" ".join(text.split()), width=WIDTH - indent - len(first_prefix) - 2,
+                            break_long_words=False, break_on_hyphens=False)
+    lines = []
+    for i, part in enumerate(wrapped):
+        lines.append(f"{pad}# {first_prefix if i == 0 else ''}{part}".rstrip())
+    return lines
+
+
+def _emit_properties(props: dict, indent: int, out: list[str]) -> None:
+    pad = " " * indent
+    first = True
+    for key, node in props.items():
+        value = default_of(node)
+        if value is MISSING:
+            continue
+        if indent == 0 and not first:
+            out.append("")
+        first = False
+        if node.get("x-section"):
+            out.extend(_comment(node["x-section"], indent, ""))
+        out.extend(_comment(node["description"], indent, "-- "))
+        for note in node.get("x-notes", []):
+            out.append(f"{pad}# {note}".rstrip())
+        if is_structured(node):
+            out.append(f"{pad}{key}:")
+            _emit_properties(node["properties"], indent + 2, out)
+        elif isinstance(value, (dict, list)) and value:
+            out.append(f"{pad}{key}:")
+            out.extend(_dump_block(value, indent + 2))
+        else:
+            out.append(f"{pad}{key}: {_scalar(value)}")
+        if node.get("x-example"):
+            out.append(f"{pad}# Example:")
+            out.extend(f"{pad}# {line}".rstrip() for line in node["x-example"].rstrip().splitlines())
+
+
+def render_values(source: dict) -> str:
+    out = [
+        "# Default values for the agent-backend chart.",
+        "# GENERATED by schema/generate.py from schema/values.schema.yaml: edit that file, then run",
+        "# `make docs`. The full reference is in README.md; values.schema.json validates these keys.",
+        "",
+    ]
+    _emit_properties(source["properties"], 0, out)
+    text = "\n".join(out) + "\n"
+    parsed = yaml.safe_load(text)
+    if parsed != default_of(source):
+        raise SourceError("generated values.yaml does not round-trip to the source's defaults")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# README.md
+
+def _readme_type(node: dict) -> str:
+    if node.get("x-doc-type"):
+        return node["x-doc-type"]
+    types = node.get("type")
+    types = types if isinstance(types, list) else [types]
+    names = [README_TYPES.get(t, str(t)) for t in types if t != "null"]
+    return names[0] if names else "string"
+
+
+def _readme_default(value) -> str:
+    if value is None:
+        return "`nil`"
+    return "`" + json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "`"
+
+
+def _readme_rows(props: dict, prefix: str, rows: list[str]) -> None:
+    for key, node in props.items():
+        path = f"{prefix}{key}"
+        value = default_of(node)
+        if value is MISSING:
+            continue
+        description = node["description"].replace("\n", " ").strip().replace("|", "\\|")
+        row = f"| {path} | {_readme_type(node)} | {_readme_default(value)} | {description} |"
+        if is_structured(node):
+            if node.get("x-doc-row"):
+                rows.append(row)
+            _readme_rows(node["properties"], f"{path}.", rows)
+        else:
+            rows.append(row)
+
+
+def render_readme(source: dict, chart: dict) -> str:
+    rows = ["| Key | Type | Default | Description |", "|-----|------|---------|-------------|"]
+    _readme_rows(source["properties"], "", rows)
+    text = README_TEMPLATE.read_text(encoding="utf-8")
+    replacements = {
+        "name": chart["name"],
+        "description": chart["description"],
+        "version": chart["version"],
+        "appVersion": str(chart["appVersion"]),
+        "type": chart.get("type", "application"),
+        "kubeVersion": chart.get("kubeVersion", ""),
+        "valuesTable": "\n".join(rows),
+    }
+
+    def substitute(match: re.Match) -> str:
+        key = match.group(1)
+        if key not in replacements:
+            raise SourceError(f"{README_TEMPLATE.name}: unknown placeholder {{{{ {key} }}}}")
+        return replacements[key]
+
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", substitute, text)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def render_all() -> dict[str, str]:
+    source = load_source()
+    errors = check_source(source)
+    if errors:
+        raise SourceError("schema/values.schema.yaml breaks its rules:\n  " + "\n  ".join(errors))
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    return {
+        "values": render_values(source),
+        "schema": render_schema(source),
+        "readme": render_readme(source, chart),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="do not write; exit 1 and print a diff when a generated file is stale")
+    args = parser.parse_args(argv)
+    try:
+        rendered = render_all()
+    except SourceError as exc:
+        print(f"generate.py: {exc}", file=sys.stderr)
+        return 2
+    stale = 0
+    for name, text in rendered.items():
+        path = OUTPUTS[name]
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current == text:
+            continue
+        rel = path.relative_to(ROOT)
+        if args.check:
+            stale += 1
+            sys.stdout.writelines(difflib.unified_diff(
+                current.splitlines(keepends=True), text.splitlines(keepends=True),
+                fromfile=f"{rel} (committed)", tofile=f"{rel} (generated)"))
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {rel}")
+    if stale:
+        print(f"generate.py: {stale} generated file(s) are stale; run `make docs`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
