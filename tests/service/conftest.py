@@ -6,10 +6,12 @@ database use `private_mariadb`, a server of their own.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
+from tests.service.cli import Cli
+from tests.service.harness import Sentinels, Service, ServiceProcess, migrate_now, service_env
 from tests.support.mariadb import Credentials, MariaDB
 from tests.support.standins.anthropic import AnthropicStandIn
 from tests.support.standins.langsmith import LangSmithStandIn
@@ -60,3 +62,75 @@ def private_mariadb() -> Iterator[MariaDB]:
     server = MariaDB().start()
     yield server
     server.destroy()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The service, wired to the stand-ins and a fresh database
+# ---------------------------------------------------------------------------------------------------
+@pytest.fixture
+def sentinels(db: Credentials) -> Sentinels:
+    """Recognisable secret values: none of them may ever appear in a log, trace or error message."""
+    return Sentinels.make(db.password)
+
+
+@pytest.fixture
+def env(anthropic_standin, langsmith_standin, platform_standin, db, sentinels) -> dict[str, str]:
+    """The service's environment (the chart's env contract plus the two base-URL overrides)."""
+    platform_standin.add_user(sentinels.alice_token, "alice", orgs=[{"orgId": 42, "name": "acme"}])
+    platform_standin.add_user(sentinels.bob_token, "bob")
+    return service_env(anthropic=anthropic_standin, langsmith=langsmith_standin, platform=platform_standin,
+                       db=db, sentinels=sentinels)
+
+
+@pytest.fixture
+async def make_service(env, anthropic_standin, langsmith_standin, platform_standin, db, sentinels
+                       ) -> AsyncIterator[Callable[..., Awaitable[Service]]]:
+    """`await make_service(env_overrides={...}, migrate=True, **config_overrides)` -> a running Service."""
+    started: list[Service] = []
+
+    async def factory(env_overrides: dict[str, str] | None = None, migrate: bool = True,
+                      **config_overrides: Any) -> Service:
+        e = {**env, **(env_overrides or {})}
+        if migrate:
+            await migrate_now(e)
+        svc = await Service.start(e, config_overrides, anthropic=anthropic_standin,
+                                  langsmith=langsmith_standin, platform=platform_standin, db=db,
+                                  sentinels=sentinels)
+        started.append(svc)
+        return svc
+
+    yield factory
+    for svc in reversed(started):
+        await svc.stop()
+
+
+@pytest.fixture
+async def service(make_service) -> Service:
+    """The service with default test settings, its database migrated."""
+    return await make_service()
+
+
+@pytest.fixture
+def alice(service: Service) -> Cli:
+    return service.cli(service.sentinels.alice_token)
+
+
+@pytest.fixture
+def bob(service: Service) -> Cli:
+    return service.cli(service.sentinels.bob_token)
+
+
+@pytest.fixture
+def service_process(env, tmp_path) -> Iterator[Callable[..., ServiceProcess]]:
+    """`service_process(env_overrides)` -> `python -m agent_backend` as a subprocess (stopped at the end)."""
+    procs: list[ServiceProcess] = []
+
+    def factory(env_overrides: dict[str, str] | None = None, migrate: bool = True) -> ServiceProcess:
+        p = ServiceProcess({**env, **(env_overrides or {})}, tmp_path, migrate=migrate)
+        procs.append(p)
+        p.start()
+        return p
+
+    yield factory
+    for p in procs:
+        p.kill()
