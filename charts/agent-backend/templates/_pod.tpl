@@ -56,7 +56,7 @@ for var in AGENT_BACKEND_DB_HOST AGENT_BACKEND_DB_PORT AGENT_BACKEND_DB_NAME AGE
   if [ -z "${!var:-}" ]; then log "environment variable $var is not set" >&2; exit 2; fi
 done
 umask 077
-options=$(mktemp "${TMPDIR:-/tmp}/wait-for-mysql.XXXXXX") || { log "cannot create a file in ${TMPDIR:-/tmp}" >&2; exit 2; }
+options=$(mktemp "${TMPDIR:-/tmp}/wait-for-mysql.XXXXXX" 2>/dev/null) || { options="${TMPDIR:-/tmp}/wait-for-mysql.$$"; (set -C; : > "$options") || { log "cannot create a file in ${TMPDIR:-/tmp}" >&2; exit 2; }; }
 trap 'rm -f "$options"' EXIT
 pw=$AGENT_BACKEND_DB_PASSWORD
 pw=${pw//\\/\\\\}
@@ -82,7 +82,8 @@ while :; do
       log "check database.username and the password (database.password, or database.existingSecretName/existingSecretKey)" >&2
       exit 1 ;;
   esac
-  reason=$(printf '%s\n' "$out" | grep -v '^$' | tail -n 1)
+  reason=""
+  while IFS= read -r line; do [ -n "$line" ] && reason=$line; done <<< "$out"
   log "attempt $attempt: $target not ready: ${reason:-no answer within 30s}; retrying in 2s"
   sleep 2
 done
