@@ -192,3 +192,19 @@ def resolved_env(container: Mapping[str, Any], objs: list[dict]) -> dict[str, di
         else:
             out[name] = {"other": entry["valueFrom"]}
     return out
+
+
+def wait_container(objs: list[dict]) -> dict[str, Any]:
+    """The chart's wait-for-MySQL init container (the one running a mysql image)."""
+    found = [c for c in init_containers(objs)
+             if "mysql" in c["image"].split("@")[0].split(":")[0].split("/")[-1]]
+    assert len(found) == 1, [c["image"] for c in init_containers(objs)]
+    return found[0]
+
+
+def migration_container(objs: list[dict]) -> dict[str, Any]:
+    """The chart's DB migration init container (the one running the app image)."""
+    app_image = app_container(objs)["image"]
+    found = [c for c in init_containers(objs) if c["image"] == app_image]
+    assert len(found) == 1, [c["image"] for c in init_containers(objs)]
+    return found[0]

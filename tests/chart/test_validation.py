@@ -1,0 +1,84 @@
+"""Mistakes in values stop helm before anything reaches a cluster, with a message naming the key.
+
+The invalid cases are data: tests/chart/invalid/<case>.yaml is an overlay on
+tests/chart/values/required.yaml that breaks one thing, and carries one or more
+`# expect: <substring>` lines that must all appear in helm's error.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support import helm as h
+from tests.support import k8s, paths
+
+REQUIRED = h.TEST_VALUES / "required.yaml"
+CASES = sorted(h.INVALID_VALUES.glob("*.yaml"))
+EXPECT = re.compile(r"^#\s*expect:\s*(.+?)\s*$", re.MULTILINE)
+
+
+def expectations(case: Path) -> list[str]:
+    return EXPECT.findall(case.read_text())
+
+
+def normalise(stderr: str) -> str:
+    """helm 4 reports schema paths as JSON pointers ('/a/b/0'); helm 3 as dotted (a.b.0).
+    Append the dotted form of every pointer so one expectation works for both."""
+    return re.sub(r"'(/[^']*)'", lambda m: f"{m[0]} ({m[1][1:].replace('/', '.')})", stderr)
+
+
+def assert_names_key(err: h.HelmError, case: Path):
+    message = normalise(err.stderr + err.stdout)
+    missing = [e for e in expectations(case) if e not in message]
+    assert not missing, f"{case.name}: {missing} not in helm's message:\n{message}"
+
+
+def case_id(case: Path) -> str:
+    return case.stem
+
+
+class TestInvalidValuesFiles:
+    def test_should_have_cases_with_expectations(self):
+        assert len(CASES) >= 30
+        for case in CASES:
+            assert expectations(case), f"{case.name} has no '# expect:' line"
+
+    def test_should_start_from_a_valid_base(self, helm):
+        h.render(files=[REQUIRED], helm=helm)
+
+    @pytest.mark.parametrize("case", CASES, ids=case_id)
+    def test_should_stop_helm_template_naming_the_key(self, case, helm):
+        with pytest.raises(h.HelmError) as e:
+            h.render(files=[REQUIRED, case], helm=helm)
+        assert_names_key(e.value, case)
+
+    @pytest.mark.parametrize("case", CASES, ids=case_id)
+    def test_should_stop_helm_lint(self, case):
+        with pytest.raises(h.HelmError) as e:
+            h.lint(files=[REQUIRED, case])
+        assert_names_key(e.value, case)
+
+
+class TestRequirementChecks:
+    """Cross-field rules (the schema cannot express them) live in one template and name the key."""
+
+    def test_should_keep_checks_in_one_template(self):
+        templates = [p for p in (paths.CHART / "templates").rglob("*") if p.is_file()]
+        with_fail = [p.name for p in templates if re.search(r"\bfail\b", p.read_text())]
+        assert len(with_fail) == 1, with_fail
+
+    @pytest.mark.parametrize("service_type", ["NodePort", "LoadBalancer"])
+    def test_should_accept_a_node_port_where_the_type_allows_it(self, service_type):
+        objs = h.render(k8s.values({"service": {"type": service_type, "http": {"nodePort": 30080}}}))
+        assert objs.get("Service")["spec"]["ports"][0]["nodePort"] == 30080
+
+    @pytest.mark.parametrize("key", ["host", "name", "username"])
+    def test_should_fail_on_null_database_settings(self, key):
+        with pytest.raises(h.HelmError) as e:
+            h.render(k8s.values({"database": {key: None}}))
+        assert f"database.{key}" in normalise(e.value.stderr)
+
+    def test_should_report_nothing_for_the_required_values(self):
+        assert "0 chart(s) failed" in h.lint(files=[REQUIRED])
