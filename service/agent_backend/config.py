@@ -63,8 +63,9 @@ class Config:
     auth_cache_ttl: float = 60.0
     auth_timeout: float = 5.0
     tool_result_timeout: float = 300.0
-    shutdown_grace: float = 25.0
+    shutdown_grace: float = 20.0
     heartbeat_interval: float = 15.0
+    sse_ping_interval: float = 15.0
     max_tokens: int = 8192
     max_steps: int = 25                # model calls per run (tool loop bound)
     llm_retries: int = 3               # extra attempts before the first byte

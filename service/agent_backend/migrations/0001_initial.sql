@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS runs (
   cache_read_tokens     BIGINT       NOT NULL DEFAULT 0,
   cache_creation_tokens BIGINT       NOT NULL DEFAULT 0,
   PRIMARY KEY (id),
-  KEY ix_runs_session_status (session_id, status)
+  KEY ix_runs_session_status (session_id, status),
+  KEY ix_runs_status_heartbeat (status, heartbeat_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS events (

@@ -1,0 +1,30 @@
+"""`python -m agent_backend`: serve on 0.0.0.0:AGENT_BACKEND_PORT until SIGTERM/SIGINT."""
+from __future__ import annotations
+
+import logging
+import sys
+
+from aiohttp import web
+
+from .app import create_app
+from .config import ConfigError, load_config
+from .logs import log, setup_logging
+
+
+def main() -> int:
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        setup_logging("INFO")
+        log(logging.getLogger("agent_backend"), logging.CRITICAL, f"configuration error: {exc}")
+        return 2
+    setup_logging(cfg.log_level)
+    app = create_app(cfg)
+    # SIGTERM: stop listening, run on_shutdown (runs get `shutdown_grace` seconds), then close.
+    web.run_app(app, host="0.0.0.0", port=cfg.port, access_log=None, print=None,
+                shutdown_timeout=10.0, handle_signals=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""create_app(config): wires config, MySQL pool, Platform auth, Claude, LangSmith, the event log and
+the run manager into one aiohttp Application. All state lives on the app (no module globals)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+
+import aiohttp
+import pymysql
+from aiohttp import web
+
+from .auth import OPEN_ROUTES, AuthError, Authenticator, bearer_token
+from .config import Config
+from .db import Database, DatabaseUnavailable
+from .events import EventStreamer, EventWriter
+from .llm import LLM
+from .logs import log
+from .routes import BadRequest, error, routes
+from .runs import RunManager
+from .tracing import Tracer
+
+logger = logging.getLogger("agent_backend.app")
+access = logging.getLogger("agent_backend.access")
+
+
+@dataclasses.dataclass
+class Context:
+    cfg: Config
+    db: Database
+    http: aiohttp.ClientSession | None = None
+    auth: Authenticator | None = None
+    llm: LLM | None = None
+    tracer: Tracer | None = None
+    writer: EventWriter | None = None
+    runs: RunManager | None = None
+    streamer: EventStreamer | None = None
+    monitor: asyncio.Task | None = None
+
+
+CTX = web.AppKey("agent_backend_context", Context)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler):
+    started = time.monotonic()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except BadRequest as exc:
+        status = 400
+        return error(400, str(exc))
+    except AuthError as exc:
+        status = exc.status
+        return error(exc.status, exc.detail, {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+    except DatabaseUnavailable:
+        status = 503
+        return error(503, "The database is unavailable; retry shortly.", {"Retry-After": "2"})
+    except web.HTTPRequestEntityTooLarge as exc:
+        status = 413
+        return error(413, f"Request body too large (limit {request.app[CTX].cfg.max_body_bytes} bytes).")
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status >= 400:
+            detail = {404: "Not found", 405: "Method not allowed"}.get(exc.status, exc.reason)
+            return error(exc.status, detail, {k: v for k, v in exc.headers.items() if k == "Allow"})
+        raise
+    except pymysql.err.ProgrammingError:
+        logger.exception("database schema problem (were the migrations applied with ./init.sh?)")
+        return error(500, "Internal error.")
+    except asyncio.CancelledError:
+        status = 499
+        raise
+    except Exception:
+        logger.exception("unhandled error", extra={"fields": {"path": request.path, "method": request.method}})
+        return error(500, "Internal error.")
+    finally:
+        if access.isEnabledFor(logging.INFO) or (request.path == "/health" and access.isEnabledFor(logging.DEBUG)):
+            level = logging.DEBUG if request.path == "/health" else logging.INFO
+            user = request.get("user")
+            log(access, level, "request", method=request.method, path=request.path, status=status,
+                duration_ms=round((time.monotonic() - started) * 1000, 2),
+                user_id=user.id if user else None, client_version=request.headers.get("X-Client-Version"))
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    route = request.match_info.route
+    if request.match_info.http_exception is not None or (request.method, route.resource.canonical
+                                                         if route.resource else "") in OPEN_ROUTES:
+        return await handler(request)
+    token = bearer_token(request)
+    if token is None:
+        raise AuthError(401, "Missing bearer token (Authorization: Bearer <Seqera Platform access token>)")
+    request["user"] = await request.app[CTX].auth.authenticate(token)
+    return await handler(request)
+
+
+async def _monitor_db(c: Context) -> None:
+    """Keeps c.db.healthy current for /health readiness: the schema must be reachable and migrated."""
+    while True:
+        try:
+            row = await c.db.fetchone("SELECT MAX(version) FROM schema_migrations")
+            if row is None or row[0] is None:
+                c.db.healthy, c.db.last_error = False, "schema not migrated"
+        except DatabaseUnavailable:
+            pass  # healthy already flipped to False by the pool wrapper
+        except pymysql.MySQLError:
+            if c.db.healthy is not False:
+                log(logger, logging.ERROR, "database schema missing: run ./init.sh (migrations)")
+            c.db.healthy, c.db.last_error = False, "schema not migrated"
+        await asyncio.sleep(5.0 if c.db.healthy else 1.0)
+
+
+async def _on_startup(app: web.Application) -> None:
+    c = app[CTX]
+    cfg = c.cfg
+    c.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
+                                   timeout=aiohttp.ClientTimeout(total=cfg.auth_timeout))
+    c.auth = Authenticator(c.http, cfg.platform_api_url, cfg.auth_cache_ttl, cfg.auth_timeout)
+    await c.db.start()
+    c.llm = LLM(cfg)
+    c.tracer = Tracer(cfg)
+    c.writer = EventWriter(c.db)
+    c.writer.start()
+    c.runs = RunManager(cfg, c.db, c.llm, c.tracer, c.writer)
+    await c.runs.start()
+    c.streamer = EventStreamer(c.db, c.runs.hubs, c.runs.wait_run_started, c.runs.remote_run_active,
+                               cfg.sse_ping_interval, c.runs.closing)
+    c.monitor = asyncio.get_running_loop().create_task(_monitor_db(c), name="db-monitor")
+    log(logger, logging.INFO, "agent-backend started", version=cfg.version, port=cfg.port,
+        environment=cfg.environment, model=cfg.anthropic_model, tracing=cfg.tracing_enabled,
+        database=f"{cfg.db.host}:{cfg.db.port}/{cfg.db.name}")
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    c = app[CTX]
+    log(logger, logging.INFO, "shutting down: draining runs", grace_s=c.cfg.shutdown_grace)
+    if c.runs:
+        await c.runs.shutdown(c.cfg.shutdown_grace)
+
+
+async def _on_cleanup(app: web.Application) -> None:
+    c = app[CTX]
+    if c.monitor:
+        c.monitor.cancel()
+        with contextlib.suppress(BaseException):
+            await c.monitor
+    if c.runs and not c.runs.closing.is_set():
+        await c.runs.shutdown(0)
+    if c.writer:
+        await c.writer.close()
+    if c.tracer:
+        await c.tracer.close()
+    if c.llm:
+        await c.llm.close()
+    if c.http:
+        await c.http.close()
+    await c.db.close()
+    log(logger, logging.INFO, "agent-backend stopped")
+
+
+def create_app(cfg: Config) -> web.Application:
+    app = web.Application(client_max_size=cfg.max_body_bytes, middlewares=[errors_middleware, auth_middleware])
+    app[CTX] = Context(cfg=cfg, db=Database(cfg.db))
+    app.add_routes(routes)
+    app.on_startup.append(_on_startup)
+    app.on_shutdown.append(_on_shutdown)
+    app.on_cleanup.append(_on_cleanup)
+    return app

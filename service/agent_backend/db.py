@@ -1,0 +1,365 @@
+"""MySQL access through one aiomysql pool, plus every query the service runs.
+
+A database outage surfaces as DatabaseUnavailable (routes answer 503 with a detail) within
+`connect_timeout`/`acquire_timeout` seconds at worst; after a failed connection attempt the pool
+fails fast for `FAIL_FAST_S` seconds instead of making every request wait on a dead server. Nothing
+is cached across an outage: the next successful connection simply resumes service.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Iterable, Sequence
+
+import aiomysql
+import pymysql
+
+from .config import DatabaseConfig
+from .logs import log
+
+logger = logging.getLogger("agent_backend.db")
+FAIL_FAST_S = 1.0
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or did not answer in time."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Database:
+    def __init__(self, cfg: DatabaseConfig):
+        self.cfg = cfg
+        self._pool: aiomysql.Pool | None = None
+        self._down_until = 0.0
+        self.healthy: bool | None = None  # None: not checked yet
+        self.last_error: str | None = None
+
+    async def start(self) -> None:
+        # minsize=0: creating the pool never connects, so the service starts while MySQL is down.
+        self._pool = await aiomysql.create_pool(
+            minsize=0, maxsize=self.cfg.pool_max, pool_recycle=3600,
+            host=self.cfg.host, port=self.cfg.port, user=self.cfg.user, password=self.cfg.password,
+            db=self.cfg.name, charset="utf8mb4", autocommit=True,
+            connect_timeout=self.cfg.connect_timeout)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pool.wait_closed(), 5)
+            self._pool = None
+
+    def _mark_down(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + FAIL_FAST_S
+        was = self.healthy
+        self.healthy = False
+        self.last_error = type(exc).__name__
+        if was is not False:
+            log(logger, logging.WARNING, "database unavailable", error=_describe(exc))
+
+    def _mark_up(self) -> None:
+        if self.healthy is False:
+            log(logger, logging.INFO, "database available again")
+        self.healthy = True
+        self.last_error = None
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[aiomysql.Connection]:
+        if self._pool is None:
+            raise DatabaseUnavailable("database pool is not started")
+        if time.monotonic() < self._down_until:
+            raise DatabaseUnavailable("database unavailable")
+        try:
+            conn = await asyncio.wait_for(self._pool.acquire(), self.cfg.acquire_timeout)
+        except (asyncio.TimeoutError, OSError, pymysql.MySQLError, RuntimeError) as exc:
+            self._mark_down(exc)
+            raise DatabaseUnavailable("database unavailable") from None
+        ok = False
+        try:
+            yield conn
+            ok = True
+        except (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError, asyncio.TimeoutError) as exc:
+            conn.close()
+            self._mark_down(exc)
+            raise DatabaseUnavailable("database unavailable") from None
+        except BaseException:
+            conn.close()  # unknown state (cancelled mid-query, ...): never reuse it
+            raise
+        finally:
+            if ok:
+                self._mark_up()
+            self._pool.release(conn)
+
+    async def _run(self, conn, sql: str, args: Any = None, *, many: bool = False):
+        async def go():
+            cur = await conn.cursor()
+            try:
+                if many:
+                    await cur.executemany(sql, args)
+                else:
+                    await cur.execute(sql, args)
+                rows = await cur.fetchall() if cur.description else None
+                return rows, cur.rowcount, cur.lastrowid
+            finally:
+                await cur.close()
+        return await asyncio.wait_for(go(), self.cfg.query_timeout)
+
+    async def fetchall(self, sql: str, args: Any = None) -> list[tuple]:
+        async with self.connection() as conn:
+            rows, _, _ = await self._run(conn, sql, args)
+            return list(rows or [])
+
+    async def fetchone(self, sql: str, args: Any = None) -> tuple | None:
+        rows = await self.fetchall(sql, args)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, args: Any = None) -> tuple[int, int]:
+        async with self.connection() as conn:
+            _, rowcount, lastrowid = await self._run(conn, sql, args)
+            return rowcount, lastrowid
+
+    async def executemany(self, sql: str, args: Sequence[Any]) -> int:
+        async with self.connection() as conn:
+            _, rowcount, _ = await self._run(conn, sql, args, many=True)
+            return rowcount
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator["Tx"]:
+        async with self.connection() as conn:
+            await asyncio.wait_for(conn.begin(), self.cfg.query_timeout)
+            tx = Tx(self, conn)
+            try:
+                yield tx
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.rollback(), self.cfg.query_timeout)
+                raise
+            await asyncio.wait_for(conn.commit(), self.cfg.query_timeout)
+
+    async def ping(self) -> bool:
+        try:
+            await self.fetchone("SELECT 1")
+            return True
+        except DatabaseUnavailable:
+            return False
+
+
+class Tx:
+    def __init__(self, db: Database, conn):
+        self._db, self._conn = db, conn
+
+    async def fetchall(self, sql: str, args: Any = None) -> list[tuple]:
+        rows, _, _ = await self._db._run(self._conn, sql, args)
+        return list(rows or [])
+
+    async def fetchone(self, sql: str, args: Any = None) -> tuple | None:
+        rows = await self.fetchall(sql, args)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, args: Any = None) -> tuple[int, int]:
+        _, rowcount, lastrowid = await self._db._run(self._conn, sql, args)
+        return rowcount, lastrowid
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, pymysql.MySQLError) and len(exc.args) >= 2:
+        return f"({exc.args[0]}) {exc.args[1]}"
+    return str(exc) or type(exc).__name__
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries. Each takes the Database (or a Tx) first; times are naive UTC.
+# ---------------------------------------------------------------------------------------------
+
+SESSION_COLS = "id, user_id, organization_id, cwd, title, created_at, last_used, expired_at"
+
+
+def session_row(row: tuple) -> dict:
+    keys = ("id", "user_id", "organization_id", "cwd", "title", "created_at", "last_used", "expired_at")
+    return dict(zip(keys, row))
+
+
+async def create_session(db: Database, *, session_id: str, user_id: str, organization_id: str | None,
+                         cwd: str, approval_mode: str | None, local_execution: bool, headless: bool,
+                         directory_context: Any, instruction_context: Any) -> None:
+    now = utcnow()
+    await db.execute(
+        "INSERT INTO sessions (id, user_id, organization_id, cwd, approval_mode, local_execution, headless,"
+        " directory_context, instruction_context, created_at, last_used)"
+        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+        (session_id, user_id, organization_id, cwd, approval_mode, int(local_execution), int(headless),
+         None if directory_context is None else dumps(directory_context),
+         None if instruction_context is None else dumps(instruction_context), now, now))
+
+
+async def get_session(db: Database, session_id: str, user_id: str) -> dict | None:
+    row = await db.fetchone(f"SELECT {SESSION_COLS} FROM sessions WHERE id=%s AND user_id=%s",
+                            (session_id, user_id))
+    return session_row(row) if row else None
+
+
+async def get_session_context(db: Database, session_id: str) -> tuple[Any, Any, str]:
+    row = await db.fetchone("SELECT directory_context, instruction_context, cwd FROM sessions WHERE id=%s",
+                            (session_id,))
+    if not row:
+        return None, None, ""
+    return (json.loads(row[0]) if row[0] else None, json.loads(row[1]) if row[1] else None, row[2])
+
+
+async def list_sessions(db: Database, user_id: str, *, limit: int, cwd: str | None,
+                        status: str | None) -> list[dict]:
+    sql = f"SELECT {SESSION_COLS} FROM sessions WHERE user_id=%s"
+    args: list[Any] = [user_id]
+    if cwd is not None:
+        sql += " AND cwd=%s"
+        args.append(cwd)
+    if status == "expired":
+        sql += " AND expired_at IS NOT NULL"
+    elif status == "active":
+        sql += " AND expired_at IS NULL"
+    sql += " ORDER BY last_used DESC, created_at DESC LIMIT %s"
+    args.append(limit)
+    return [session_row(r) for r in await db.fetchall(sql, args)]
+
+
+async def expire_session(db: Database, session_id: str, user_id: str) -> bool:
+    rowcount, _ = await db.execute(
+        "UPDATE sessions SET expired_at=COALESCE(expired_at, %s) WHERE id=%s AND user_id=%s",
+        (utcnow(), session_id, user_id))
+    return rowcount >= 0
+
+
+async def touch_session(db: Database | Tx, session_id: str, title: str | None) -> None:
+    await db.execute("UPDATE sessions SET last_used=%s, expired_at=NULL, title=COALESCE(title, %s) WHERE id=%s",
+                     (utcnow(), title, session_id))
+
+
+async def add_message(db: Database | Tx, *, session_id: str, run_id: str | None, role: str,
+                      content: list[dict], status: str) -> int:
+    _, lastrowid = await db.execute(
+        "INSERT INTO messages (session_id, run_id, role, content, status, created_at) VALUES (%s,%s,%s,%s,%s,%s)",
+        (session_id, run_id, role, dumps(content), status, utcnow()))
+    return lastrowid
+
+
+async def list_messages(db: Database, session_id: str) -> list[dict]:
+    rows = await db.fetchall(
+        "SELECT id, run_id, role, content, status, created_at FROM messages WHERE session_id=%s ORDER BY id",
+        (session_id,))
+    return [{"id": r[0], "run_id": r[1], "role": r[2], "content": json.loads(r[3]), "status": r[4],
+             "created_at": r[5]} for r in rows]
+
+
+async def active_run(db: Database | Tx, session_id: str, stale_after_s: float) -> tuple | None:
+    """The running run of a session whose owner is still alive (heartbeat fresh), if any."""
+    return await db.fetchone(
+        "SELECT id, owner FROM runs WHERE session_id=%s AND status='running' AND heartbeat_at > %s"
+        " ORDER BY started_at DESC LIMIT 1",
+        (session_id, datetime.fromtimestamp(time.time() - stale_after_s, timezone.utc).replace(tzinfo=None)))
+
+
+async def create_run(db: Database | Tx, *, run_id: str, session_id: str, user_id: str,
+                     client_run_id: str | None, mode: str | None, owner: str) -> None:
+    now = utcnow()
+    await db.execute(
+        "INSERT INTO runs (id, session_id, user_id, client_run_id, status, mode, owner, heartbeat_at, started_at)"
+        " VALUES (%s,%s,%s,%s,'running',%s,%s,%s,%s)",
+        (run_id, session_id, user_id, client_run_id, mode, owner, now, now))
+
+
+async def finish_run(db: Database, run_id: str, *, status: str, finish_reason: str | None,
+                     error: str | None, usage: dict) -> None:
+    await db.execute(
+        "UPDATE runs SET status=%s, finish_reason=%s, error=%s, finished_at=%s, input_tokens=%s,"
+        " output_tokens=%s, cache_read_tokens=%s, cache_creation_tokens=%s WHERE id=%s",
+        (status, finish_reason, error, utcnow(), usage.get("input_tokens", 0), usage.get("output_tokens", 0),
+         usage.get("cache_read_tokens", 0), usage.get("cache_creation_tokens", 0), run_id))
+
+
+async def heartbeat_runs(db: Database, run_ids: Iterable[str]) -> None:
+    ids = list(run_ids)
+    if not ids:
+        return
+    marks = ",".join(["%s"] * len(ids))
+    await db.execute(f"UPDATE runs SET heartbeat_at=%s WHERE id IN ({marks})", [utcnow(), *ids])
+
+
+async def interrupt_stale_runs(db: Database, owner: str | None, stale_after_s: float) -> int:
+    """Mark runs whose owner died (stale heartbeat), or all of `owner`'s, as interrupted."""
+    cutoff = datetime.fromtimestamp(time.time() - stale_after_s, timezone.utc).replace(tzinfo=None)
+    if owner:
+        rowcount, _ = await db.execute(
+            "UPDATE runs SET status='interrupted', finished_at=%s WHERE status='running' AND owner=%s",
+            (utcnow(), owner))
+    else:
+        rowcount, _ = await db.execute(
+            "UPDATE runs SET status='interrupted', finished_at=%s WHERE status='running' AND heartbeat_at < %s",
+            (utcnow(), cutoff))
+    return rowcount
+
+
+async def last_seq(db: Database | Tx, session_id: str) -> int:
+    row = await db.fetchone("SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id=%s", (session_id,))
+    return int(row[0]) if row else 0
+
+
+async def insert_events(db: Database, rows: list[tuple]) -> None:
+    """rows: (session_id, seq, run_id, type, data_json, created_at)."""
+    await db.executemany(
+        "INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES (%s,%s,%s,%s,%s,%s)", rows)
+
+
+async def read_events(db: Database, session_id: str, after: int, limit: int = 1000,
+                      run_id: str | None = None) -> list[tuple[int, str, str]]:
+    sql = "SELECT seq, type, data FROM events WHERE session_id=%s AND seq > %s"
+    args: list[Any] = [session_id, after]
+    if run_id:
+        sql += " AND run_id=%s"
+        args.append(run_id)
+    sql += " ORDER BY seq LIMIT %s"
+    args.append(limit)
+    return [(int(r[0]), r[1], r[2]) for r in await db.fetchall(sql, args)]
+
+
+async def latest_run(db: Database, session_id: str) -> tuple | None:
+    """(id, status, first_seq) of the session's most recent run."""
+    return await db.fetchone(
+        "SELECT r.id, r.status, (SELECT MIN(e.seq) FROM events e WHERE e.session_id=r.session_id AND e.run_id=r.id)"
+        " FROM runs r WHERE r.session_id=%s ORDER BY r.started_at DESC LIMIT 1", (session_id,))
+
+
+async def record_usage(db: Database, *, user_id: str, session_id: str, run_id: str, model: str,
+                       usage: dict) -> None:
+    await db.execute(
+        "INSERT INTO token_usage (user_id, session_id, run_id, model, input_tokens, output_tokens,"
+        " cache_read_tokens, cache_creation_tokens, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+        (user_id, session_id, run_id, model, usage.get("input_tokens", 0), usage.get("output_tokens", 0),
+         usage.get("cache_read_tokens", 0), usage.get("cache_creation_tokens", 0), utcnow()))
+
+
+async def monthly_usage(db: Database, user_id: str) -> dict:
+    now = utcnow()
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    row = await db.fetchone(
+        "SELECT COALESCE(SUM(input_tokens),0), COALESCE(SUM(output_tokens),0), COALESCE(SUM(cache_read_tokens),0),"
+        " COALESCE(SUM(cache_creation_tokens),0) FROM token_usage WHERE user_id=%s AND created_at >= %s",
+        (user_id, start))
+    keys = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+    return {k: int(v) for k, v in zip(keys, row or (0, 0, 0, 0))}

@@ -1,0 +1,271 @@
+"""The per-session event log behind the SSE stream.
+
+A run emits parts (AI-SDK-like dicts) into its session's Hub. One EventWriter per app flushes
+every pending part of every hub in a single multi-row INSERT (group commit: while one flush is in
+flight the next batch accumulates; consecutive text/reasoning deltas are merged into one event).
+Only after the INSERT commits are the events published to the hub's in-memory list that SSE
+followers read, so every `id:` a client sees is durable and can be replayed from MySQL with
+`?cursor=`. If MySQL stays unreachable the run is failed; its final `error` part is then sent
+live without an `id` (it cannot be replayed).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any, Callable
+
+from aiohttp import web
+
+from . import db as q
+from .db import Database, DatabaseUnavailable
+from .logs import log
+
+logger = logging.getLogger("agent_backend.events")
+TERMINAL = frozenset({"finish", "error"})
+MERGEABLE = frozenset({"text-delta", "reasoning"})
+WRITE_RETRY_S = 5.0
+MAX_STATEMENT_BYTES = 4 * 1024 * 1024
+
+
+def encode(part: dict) -> str:
+    return json.dumps(part, separators=(",", ":"), ensure_ascii=False)
+
+
+def frame(seq: int | None, data: str) -> bytes:
+    head = f"id: {seq}\n" if seq is not None else ""
+    return f"{head}data: {data}\n\n".encode()
+
+
+class Hub:
+    """Live state of one session's current run: pending parts and published (durable) frames."""
+
+    def __init__(self, session_id: str, run_id: str, first_seq: int):
+        self.session_id, self.run_id = session_id, run_id
+        self.first_seq = self.next_seq = first_seq
+        self.frames: list[tuple[int, bool, bytes]] = []  # (seq, terminal, frame bytes), contiguous seqs
+        self.pending: list[dict] = []
+        self.pending_futs: list[asyncio.Future] = []
+        self.done = False
+        self.failed: BaseException | None = None
+        self.tail: bytes | None = None  # an un-addressable final frame when the log could not be written
+        self.finished_at: float | None = None
+        self._changed: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def publish(self, items: list[tuple[int, bool, bytes]]) -> None:
+        self.frames.extend(items)
+        if any(t for _, t, _ in items):
+            self.done = True
+            self.finished_at = time.monotonic()
+        self._notify()
+
+    def fail(self, exc: BaseException, tail_part: dict | None = None) -> None:
+        self.failed = exc
+        if tail_part is not None:
+            self.tail = frame(None, encode(tail_part))
+        self.done = True
+        self.finished_at = time.monotonic()
+        self._notify()
+
+    def _notify(self) -> None:
+        fut, self._changed = self._changed, asyncio.get_running_loop().create_future()
+        if not fut.done():
+            fut.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._changed), timeout)
+
+    def frames_from(self, seq: int) -> list[tuple[int, bool, bytes]]:
+        idx = seq - self.first_seq
+        return self.frames[max(idx, 0):] if idx < len(self.frames) else []
+
+
+def _coalesce(parts: list[dict]) -> list[dict]:
+    out: list[dict] = []
+    for part in parts:
+        prev = out[-1] if out else None
+        if (prev is not None and part.get("type") in MERGEABLE and prev.get("type") == part.get("type")
+                and len(prev) == 2 and len(part) == 2):
+            out[-1] = {"type": prev["type"], "delta": prev["delta"] + part["delta"]}
+        else:
+            out.append(part)
+    return out
+
+
+class EventWriter:
+    def __init__(self, db: Database):
+        self.db = db
+        self._dirty: dict[Hub, None] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="event-writer")
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, WRITE_RETRY_S + 1)
+
+    def emit(self, hub: Hub, part: dict, *, durable: bool = False) -> asyncio.Future | None:
+        """Queue a part; with durable=True returns a future resolved once it is stored."""
+        if hub.failed is not None:
+            raise DatabaseUnavailable("event log unavailable")
+        hub.pending.append(part)
+        fut = None
+        if durable:
+            fut = asyncio.get_running_loop().create_future()
+            hub.pending_futs.append(fut)
+        self._dirty[hub] = None
+        self._wake.set()
+        return fut
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._dirty:
+                if self._closing:
+                    return
+                continue
+            hubs = list(self._dirty)
+            self._dirty.clear()
+            batch = []
+            rows = []
+            now = q.utcnow()
+            for hub in hubs:
+                parts, futs = _coalesce(hub.pending), hub.pending_futs
+                hub.pending, hub.pending_futs = [], []
+                items = []
+                for part in parts:
+                    seq = hub.next_seq
+                    hub.next_seq += 1
+                    data = encode(part)
+                    rows.append((hub.session_id, seq, hub.run_id, str(part.get("type", ""))[:32], data, now))
+                    items.append((seq, part.get("type") in TERMINAL, frame(seq, data)))
+                batch.append((hub, items, futs))
+            try:
+                await self._write(rows)
+            except Exception as exc:  # DatabaseUnavailable after retries, or a bug
+                log(logger, logging.ERROR, "event log write failed; failing affected runs",
+                    error=type(exc).__name__, events=len(rows))
+                for hub, _, futs in batch:
+                    hub.fail(exc)
+                    for fut in futs:
+                        if not fut.done():
+                            fut.set_exception(DatabaseUnavailable("event log unavailable"))
+                continue
+            for hub, items, futs in batch:
+                hub.publish(items)
+                for fut in futs:
+                    if not fut.done():
+                        fut.set_result(None)
+
+    async def _write(self, rows: list[tuple]) -> None:
+        chunks, current, size = [], [], 0
+        for row in rows:
+            n = len(row[4]) + 100
+            if current and size + n > MAX_STATEMENT_BYTES:
+                chunks.append(current)
+                current, size = [], 0
+            current.append(row)
+            size += n
+        if current:
+            chunks.append(current)
+        for chunk in chunks:
+            deadline = time.monotonic() + WRITE_RETRY_S
+            delay = 0.1
+            while True:
+                try:
+                    await q.insert_events(self.db, chunk)
+                    break
+                except DatabaseUnavailable:
+                    if time.monotonic() + delay > deadline:
+                        raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+
+
+class EventStreamer:
+    """Serves GET .../events: replay from MySQL, then follow the live hub (or poll MySQL when the run
+    belongs to another replica), `: ping` every `ping_interval` seconds, end after finish/error."""
+
+    def __init__(self, db: Database, hubs: dict[str, Hub], run_started: Callable[[str, float], Any],
+                 remote_run_active: Callable[[str], Any], ping_interval: float, closing: asyncio.Event):
+        self.db, self.hubs = db, hubs
+        self._run_started, self._remote_active = run_started, remote_run_active
+        self.ping_interval, self.closing = ping_interval, closing
+
+    async def start_seq(self, session_id: str) -> int:
+        """Where a connection without cursor starts: the first event of the session's latest run."""
+        hub = self.hubs.get(session_id)
+        if hub is not None:
+            return hub.first_seq
+        row = await q.latest_run(self.db, session_id)
+        if row is None:
+            return 1
+        if row[2] is not None:
+            return int(row[2])
+        return await q.last_seq(self.db, session_id) + 1
+
+    async def history(self, resp: web.StreamResponse, session_id: str, cursor: int) -> None:
+        pos = cursor
+        while True:
+            rows = await q.read_events(self.db, session_id, pos - 1, 500)
+            for seq, _type, data in rows:
+                await resp.write(frame(seq, data))
+                pos = seq + 1
+            if len(rows) < 500:
+                break
+        await resp.write(b"event: done\ndata: {}\n\n")
+
+    async def follow(self, resp: web.StreamResponse, session_id: str, pos: int) -> None:
+        await resp.write(b": ping\n\n" + frame(None, '{"type":"history_end"}'))
+        last_write = time.monotonic()
+        while True:
+            hub = self.hubs.get(session_id)
+            if hub is not None and pos >= hub.first_seq:
+                items = hub.frames_from(pos)
+                if items:
+                    await resp.write(b"".join(f for _, _, f in items))
+                    last_write = time.monotonic()
+                    pos = items[-1][0] + 1
+                    if any(t for _, t, _ in items):
+                        return
+                    continue
+                if hub.done:
+                    if hub.tail is not None:
+                        await resp.write(hub.tail)
+                    return
+                await hub.wait(max(0.0, self.ping_interval - (time.monotonic() - last_write)))
+            else:
+                try:
+                    rows = await q.read_events(self.db, session_id, pos - 1, 500)
+                except DatabaseUnavailable:
+                    rows = None
+                if rows:
+                    await resp.write(b"".join(frame(s, d) for s, _, d in rows))
+                    last_write = time.monotonic()
+                    pos = rows[-1][0] + 1
+                    if any(t in TERMINAL for _, t, _ in rows):
+                        return
+                    continue
+                if hub is not None:  # nothing stored before the live run: continue in memory
+                    pos = max(pos, hub.first_seq)
+                    continue
+                if self.closing.is_set():
+                    return
+                wait = max(0.05, self.ping_interval - (time.monotonic() - last_write))
+                if rows is not None and await self._remote_active(session_id):
+                    await asyncio.sleep(min(0.25, wait))  # another replica runs it: poll the log
+                else:
+                    await self._run_started(session_id, min(wait, 2.0))
+            if time.monotonic() - last_write >= self.ping_interval:
+                await resp.write(b": ping\n\n")
+                last_write = time.monotonic()

@@ -1,0 +1,339 @@
+"""HTTP routes of the `/v1/cli` protocol (as Seqera CLI 1.12.0 speaks it) plus `/` and `/health`.
+
+Errors are JSON `{"detail": "..."}`. Handlers get their collaborators from the app (see app.py).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from . import db as q
+from .auth import AuthError, User
+from .logs import log
+from .runs import RunConflict, ServiceDraining, UsageLimitReached
+
+logger = logging.getLogger("agent_backend.routes")
+routes = web.RouteTableDef()
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def error(status: int, detail: str, headers: dict | None = None) -> web.Response:
+    return web.json_response({"detail": detail}, status=status, headers=headers)
+
+
+class BadRequest(Exception):
+    pass
+
+
+def ctx(request: web.Request):
+    from .app import CTX
+    return request.app[CTX]
+
+
+async def read_json(request: web.Request) -> dict:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    if not raw.strip():
+        raise BadRequest("request body is empty; a JSON object is required")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def field(body: dict, name: str, kind: type | tuple, *, required: bool = False, default: Any = None,
+          max_len: int | None = None) -> Any:
+    if name not in body or body[name] is None:
+        if required:
+            raise BadRequest(f"field '{name}' is required")
+        return default
+    value = body[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if bool not in kinds and isinstance(value, bool) and int in kinds:
+        raise BadRequest(f"field '{name}' must be {_kind_name(kinds)}")
+    if not isinstance(value, kinds):
+        raise BadRequest(f"field '{name}' must be {_kind_name(kinds)}")
+    if max_len is not None and isinstance(value, str) and len(value) > max_len:
+        raise BadRequest(f"field '{name}' is longer than {max_len} characters")
+    return value
+
+
+def _kind_name(kinds: tuple) -> str:
+    names = {str: "a string", bool: "a boolean", int: "an integer", dict: "an object", list: "an array"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter '{name}' must be an integer") from None
+    if not lo <= value <= hi:
+        raise BadRequest(f"query parameter '{name}' must be between {lo} and {hi}")
+    return value
+
+
+def user_of(request: web.Request) -> User:
+    return request["user"]
+
+
+async def owned_session(request: web.Request) -> dict:
+    sid = request.match_info["session_id"]
+    if not _UUID.match(sid):
+        raise web.HTTPNotFound()
+    session = await q.get_session(ctx(request).db, sid, user_of(request).id)
+    if session is None:
+        raise web.HTTPNotFound()
+    return session
+
+
+# --- open routes -------------------------------------------------------------------------------
+
+@routes.get("/")
+async def root(request: web.Request) -> web.Response:
+    c = ctx(request)
+    return web.json_response({"version": c.cfg.version, "platform_url": c.cfg.platform_url})
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """Liveness: 200 whenever the process serves requests (never touches MySQL).
+    Readiness (`?ready=1`): 503 while MySQL is unreachable or its schema is missing, or while draining."""
+    c = ctx(request)
+    database = {True: "ok", False: "unavailable", None: "unknown"}[c.db.healthy]
+    body = {"status": "ok", "version": c.cfg.version, "database": database, "draining": c.runs.draining}
+    if request.query.get("ready", "").lower() in ("1", "true", "yes"):
+        if c.db.healthy is not True or c.runs.draining:
+            body["status"] = "unavailable"
+            body["detail"] = "draining for shutdown" if c.runs.draining else f"database {database}"
+            return web.json_response(body, status=503)
+    return web.json_response(body)
+
+
+# --- identity ----------------------------------------------------------------------------------
+
+@routes.get("/v1/cli/user-info")
+async def user_info(request: web.Request) -> web.Response:
+    return web.json_response(user_of(request).info)
+
+
+@routes.get("/v1/cli/service-info")
+async def service_info(request: web.Request) -> web.Response:
+    cfg = ctx(request).cfg
+    return web.json_response({"serviceInfo": {
+        "version": cfg.version, "apiVersion": "1", "environment": cfg.environment,
+        "platformUrl": cfg.platform_url, "platformApiUrl": cfg.platform_api_url, "mcpUrl": cfg.mcp_url,
+        "publicUrl": cfg.public_url, "model": cfg.anthropic_model}})
+
+
+@routes.get("/v1/cli/organizations")
+async def organizations(request: web.Request) -> web.Response:
+    """The caller's organizations, from Platform's `GET /user/{id}/workspaces` with their own token."""
+    c, user = ctx(request), user_of(request)
+    url = f"{c.cfg.platform_api_url}/user/{user.id}/workspaces"
+    try:
+        async with c.http.get(url, headers={"Authorization": request.headers["Authorization"],
+                                            "Accept": "application/json"},
+                              timeout=aiohttp.ClientTimeout(total=c.cfg.auth_timeout)) as resp:
+            if resp.status in (401, 403):
+                raise AuthError(401, "Invalid or expired access token")
+            if resp.status == 404:
+                return web.json_response({"organizations": []})
+            if resp.status != 200:
+                raise AuthError(503, f"Seqera Platform answered {resp.status} when listing organizations")
+            data = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        raise AuthError(503, "Seqera Platform is unreachable; cannot list organizations") from None
+    orgs: dict[Any, dict] = {}
+    for item in (data or {}).get("orgsAndWorkspaces", []) if isinstance(data, dict) else []:
+        if isinstance(item, dict) and item.get("orgId") is not None and item["orgId"] not in orgs:
+            orgs[item["orgId"]] = {"org_id": item["orgId"], "org_name": item.get("orgName"),
+                                   "org_type": item.get("orgType") or ("personal" if item.get("orgName") is None
+                                                                       else "team")}
+    return web.json_response({"organizations": list(orgs.values())})
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+def session_json(s: dict) -> dict:
+    return {"session_id": s["id"], "title": s["title"] or "New conversation", "cwd": s["cwd"],
+            "created_at": q.iso(s["created_at"]), "last_used": q.iso(s["last_used"]),
+            "expired_at": q.iso(s["expired_at"])}
+
+
+@routes.post("/v1/cli/sessions")
+async def create_session(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    org = field(body, "organization_id", (str, int))
+    dctx = field(body, "directory_context", (dict, str))
+    ictx = field(body, "instruction_context", (str, dict))
+    sid = str(uuid.uuid4())
+    await q.create_session(
+        ctx(request).db, session_id=sid, user_id=user_of(request).id,
+        organization_id=None if org is None else str(org)[:64],
+        cwd=field(body, "cwd", str, default="", max_len=1024),
+        approval_mode=field(body, "approval_mode", str, max_len=32),
+        local_execution=field(body, "local_execution", bool, default=True),
+        headless=field(body, "headless", bool, default=False),
+        directory_context=dctx, instruction_context=ictx)
+    log(logger, logging.INFO, "session created", session_id=sid, user_id=user_of(request).id)
+    return web.json_response({"session_id": sid})
+
+
+@routes.get("/v1/cli/sessions")
+async def list_sessions(request: web.Request) -> web.Response:
+    limit = query_int(request, "limit", 20, 1, 100)
+    status = request.query.get("status") or None
+    if status not in (None, "expired", "active", "all"):
+        raise BadRequest("query parameter 'status' must be one of expired, active, all")
+    cwd = request.query.get("cwd")
+    if cwd is not None:
+        # The CLI's `-c` resumes only when exactly one session comes back: give the newest for the directory.
+        limit = 1
+    sessions = await q.list_sessions(ctx(request).db, user_of(request).id, limit=limit, cwd=cwd, status=status)
+    return web.json_response({"sessions": [session_json(s) for s in sessions]})
+
+
+@routes.post("/v1/cli/sessions/{session_id}/expire")
+async def expire_session(request: web.Request) -> web.Response:
+    session = await owned_session(request)
+    await q.expire_session(ctx(request).db, session["id"], user_of(request).id)
+    return web.json_response({"status": "expired", "session_id": session["id"]})
+
+
+# --- messages, runs, events --------------------------------------------------------------------
+
+@routes.post("/v1/cli/sessions/{session_id}/messages")
+async def post_message(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    kind = field(body, "type", str, required=True)
+    if kind not in ("user_message", "cancel"):
+        raise BadRequest("field 'type' must be 'user_message' or 'cancel'")
+    session = await owned_session(request)
+    c = ctx(request)
+    if kind == "cancel":
+        run = c.runs.cancel(session["id"])
+        return web.json_response({"status": "cancelled" if run else "idle", "run_id": run.id if run else None})
+    content = field(body, "content", str, required=True)
+    if not content.strip():
+        raise BadRequest("field 'content' must not be empty")
+    field(body, "run_id", str, max_len=64)
+    field(body, "verbose", bool)
+    mode = field(body, "mode", str)
+    if mode not in (None, "plan", "build", "default"):
+        raise BadRequest("field 'mode' must be 'plan' or 'build'")
+    field(body, "interaction_mode", str)
+    field(body, "caller", str)
+    try:
+        run = await c.runs.start_run(user_of(request), session, body)
+    except RunConflict:
+        return error(409, "A run is already active in this session; wait for it to finish or cancel it.")
+    except UsageLimitReached:
+        return error(429, "Monthly token limit reached for this agent-backend installation. "
+                          "Ask your administrator to raise it.")
+    except ServiceDraining:
+        return error(503, "The service is shutting down; retry in a moment.", {"Retry-After": "2"})
+    return web.json_response({"status": "accepted", "run_id": run.id, "session_id": session["id"]})
+
+
+@routes.get("/v1/cli/sessions/{session_id}/messages")
+async def get_messages(request: web.Request) -> web.Response:
+    session = await owned_session(request)
+    out = []
+    for m in await q.list_messages(ctx(request).db, session["id"]):
+        text = "".join(b.get("text", "") for b in m["content"] if isinstance(b, dict) and b.get("type") == "text")
+        if not text:
+            continue  # tool plumbing (tool_use / tool_result only) is not a chat message
+        out.append({"id": str(m["id"]), "role": m["role"], "content": text, "timestamp": q.iso(m["created_at"]),
+                    "status": m["status"]})
+    return web.json_response({"messages": out})
+
+
+@routes.get("/v1/cli/sessions/{session_id}/events")
+async def events(request: web.Request) -> web.StreamResponse:
+    session = await owned_session(request)
+    c = ctx(request)
+    raw_cursor = request.query.get("cursor")
+    cursor = query_int(request, "cursor", 0, 0, 2**62) if raw_cursor not in (None, "") else None
+    history_only = request.query.get("history_only", "").lower() in ("1", "true", "yes")
+    sid = session["id"]
+    if history_only:
+        start = cursor or 0
+    else:
+        start = cursor if cursor else await c.streamer.start_seq(sid)
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                       "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    try:
+        if history_only:
+            await c.streamer.history(resp, sid, start)
+        else:
+            await c.streamer.follow(resp, sid, start)
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        log(logger, logging.DEBUG, "event stream client went away", session_id=sid)
+        return resp
+    except q.DatabaseUnavailable:
+        log(logger, logging.WARNING, "event stream ended: database unavailable", session_id=sid)
+        return resp  # ends without finish: the CLI reconnects with its cursor
+    with_eof = True
+    if with_eof:
+        try:
+            await resp.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            pass
+    return resp
+
+
+@routes.post("/v1/cli/sessions/{session_id}/tool-results")
+async def tool_results(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    request_id = field(body, "request_id", str, required=True, max_len=256)
+    result = field(body, "result", (dict, str), required=True)
+    if isinstance(result, str):
+        result = {"stdout": result, "stderr": "", "exit_code": 0}
+    for name, kinds in (("stdout", str), ("stderr", str), ("exit_code", int)):
+        if result.get(name) is not None and (not isinstance(result[name], kinds) or isinstance(result[name], bool)):
+            raise BadRequest(f"field 'result.{name}' must be {_kind_name((kinds,))}")
+    session = await owned_session(request)
+    if not ctx(request).runs.tool_result(session["id"], request_id, result):
+        return error(404, f"No tool call is waiting for request_id {request_id!r} in this session.")
+    return web.json_response({"status": "ok"})
+
+
+# --- account -----------------------------------------------------------------------------------
+
+@routes.get("/v1/cli/skills")
+async def skills(request: web.Request) -> web.Response:
+    return web.json_response({"skills": []})
+
+
+@routes.get("/v1/cli/credits")
+async def credits(request: web.Request) -> web.Response:
+    usage = await q.monthly_usage(ctx(request).db, user_of(request).id)
+    return web.json_response({"org_credits_enabled": False, **usage})
+
+
+@routes.post("/v1/cli/telemetry/crash")
+async def crash_report(request: web.Request) -> web.Response:
+    try:
+        body = await read_json(request)
+    except BadRequest:
+        body = {}
+    keep = {k: str(body.get(k))[:500] for k in ("client_version", "interaction_mode", "caller", "error_name",
+                                                 "error_message", "session_id") if body.get(k) is not None}
+    log(logger, logging.WARNING, "CLI crash report", user_id=user_of(request).id, **keep)
+    return web.Response(status=204)

@@ -1,0 +1,418 @@
+"""Runs: one asyncio task per user message, owned by the app (never by an HTTP request).
+
+The user's message is stored before the model is called. Model output streams into the session's
+event log (events.Hub/EventWriter); each tool call becomes an `execute-local` event and the run
+waits for POST tool-results (or times out with an error result), then feeds the result back to
+Claude and continues. The assistant's message is stored with its status (complete, partial after
+an upstream failure, cancelled). Usage is recorded per model call. A run that is active on this
+replica refreshes a heartbeat in MySQL so another replica (or a restart) can tell a live run from
+one whose process died.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from . import db as q
+from .auth import User
+from .config import Config
+from .db import Database, DatabaseUnavailable
+from .events import EventWriter, Hub
+from .llm import LLM, StepState, UpstreamError
+from .logs import log
+from .tools import LOCAL_TOOL_NAMES, WRITING_TOOLS, system_prompt, tool_result_text, tools_for_mode
+from .tracing import Tracer
+
+logger = logging.getLogger("agent_backend.runs")
+FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+                  "tool_use": "tool-calls", "refusal": "content-filter", "pause_turn": "other",
+                  "model_context_window_exceeded": "length", None: "stop"}
+HUB_LINGER_S = 120.0
+SHUTDOWN_MESSAGE = "The agent-backend service restarted and interrupted this run; send your message again."
+
+
+class RunConflict(Exception):
+    pass
+
+
+class UsageLimitReached(Exception):
+    pass
+
+
+class ServiceDraining(Exception):
+    pass
+
+
+def _zero_usage() -> dict:
+    return {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
+
+
+def build_history(messages: list[dict]) -> list[dict]:
+    """Stored messages -> a valid Messages API conversation (alternating roles, every tool_use
+    answered by a tool_result, no dangling results, starting with the user)."""
+    out: list[dict] = []
+    for m in messages:
+        role = m["role"]
+        if role not in ("user", "assistant"):
+            continue
+        blocks = [b for b in (m["content"] or []) if isinstance(b, dict)]
+        if role == "assistant":
+            blocks = [b for b in blocks if b.get("type") in ("text", "tool_use") and
+                      (b.get("type") != "text" or b.get("text"))]
+        else:
+            blocks = [b for b in blocks if b.get("type") in ("text", "tool_result") and
+                      (b.get("type") != "text" or b.get("text"))]
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == role:
+            out[-1]["content"] = out[-1]["content"] + blocks
+        else:
+            out.append({"role": role, "content": list(blocks)})
+    while out and out[0]["role"] != "user":
+        out.pop(0)
+    fixed: list[dict] = []
+    for i, msg in enumerate(out):
+        if msg["role"] == "user":
+            prev = fixed[-1] if fixed and fixed[-1]["role"] == "assistant" else None
+            allowed = {b["id"] for b in prev["content"] if b.get("type") == "tool_use"} if prev else set()
+            results = [b for b in msg["content"] if b.get("type") == "tool_result" and b.get("tool_use_id") in allowed]
+            seen = {b["tool_use_id"] for b in results}
+            missing = [{"type": "tool_result", "tool_use_id": tid, "is_error": True,
+                        "content": "No result: the run was interrupted before the tool finished."}
+                       for tid in sorted(allowed - seen)]
+            texts = [b for b in msg["content"] if b.get("type") == "text"]
+            content = results + missing + texts
+            if content:
+                fixed.append({"role": "user", "content": content})
+        else:
+            fixed.append(msg)
+            nxt = out[i + 1] if i + 1 < len(out) else None
+            if any(b.get("type") == "tool_use" for b in msg["content"]) and (nxt is None or nxt["role"] != "user"):
+                ids = [b["id"] for b in msg["content"] if b.get("type") == "tool_use"]
+                fixed.append({"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": tid, "is_error": True,
+                     "content": "No result: the run was interrupted before the tool finished."} for tid in ids]})
+    return fixed
+
+
+class Run:
+    def __init__(self, mgr: "RunManager", *, run_id: str, session: dict, user: User, content: str,
+                 mode: str | None, hub: Hub):
+        self.mgr, self.id, self.session, self.user = mgr, run_id, session, user
+        self.session_id = session["id"]
+        self.content, self.mode, self.hub = content, mode, hub
+        self.task: asyncio.Task | None = None
+        self.tool_waiters: dict[str, asyncio.Future] = {}
+        self.cancel_reason: str | None = None
+        self.state: StepState | None = None
+        self.usage = _zero_usage()
+
+    def emit(self, part: dict, durable: bool = False):
+        return self.mgr.writer.emit(self.hub, part, durable=durable)
+
+    def cancel(self, reason: str) -> None:
+        if self.task and not self.task.done():
+            self.cancel_reason = self.cancel_reason or reason
+            self.task.cancel()
+
+    def resolve_tool(self, request_id: str, result: dict) -> bool:
+        fut = self.tool_waiters.get(request_id)
+        if fut is None or fut.done():
+            return False
+        fut.set_result(result)
+        return True
+
+    async def execute(self) -> None:
+        cfg, db = self.mgr.cfg, self.mgr.db
+        status, finish_reason, error = "error", None, None
+        span = self.mgr.tracer.turn(run_id=self.id, session_id=self.session_id, user_id=self.user.id,
+                                    model=cfg.anthropic_model, inputs={"message": self.content, "mode": self.mode})
+        answer_text: list[str] = []
+        started = time.monotonic()
+        try:
+            self.emit({"type": "start", "threadId": self.session_id, "runId": self.id})
+            stored = await q.list_messages(db, self.session_id)
+            history = build_history(stored)
+            dctx, ictx, cwd = await q.get_session_context(db, self.session_id)
+            local = bool(self.session.get("local_execution", True))
+            tools = tools_for_mode(self.mode) if local else []
+            system = system_prompt(cwd=cwd, directory_context=dctx, instruction_context=ictx, mode=self.mode,
+                                   local_execution=local)
+            for step in range(cfg.max_steps):
+                state = self.state = StepState()
+                child = span.child("anthropic.messages", "llm",
+                                   {"model": cfg.anthropic_model, "step": step, "messages": len(history)})
+                try:
+                    await self.mgr.llm.stream(
+                        system=system, messages=history, tools=tools, state=state,
+                        on_text=lambda d: (answer_text.append(d), self.emit({"type": "text-delta", "delta": d})),
+                        on_thinking=lambda d: self.emit({"type": "reasoning", "delta": d}))
+                except UpstreamError as exc:
+                    child.end(error=str(exc))
+                    await self._record_usage(state)
+                    blocks = state.complete_blocks()
+                    if blocks:
+                        await q.add_message(db, session_id=self.session_id, run_id=self.id, role="assistant",
+                                            content=blocks, status="partial")
+                    error = str(exc)
+                    await self.emit({"type": "error", "error": error}, durable=True)
+                    return
+                await self._record_usage(state)
+                blocks = state.complete_blocks()
+                child.end(outputs={"content": blocks, "stop_reason": state.stop_reason},
+                          metadata={"usage": dict(state.usage)})
+                self.state = None
+                if blocks:
+                    await q.add_message(db, session_id=self.session_id, run_id=self.id, role="assistant",
+                                        content=blocks, status="complete")
+                    history.append({"role": "assistant", "content": blocks})
+                tool_uses = [b for b in blocks if b["type"] == "tool_use"]
+                if state.stop_reason == "tool_use" and tool_uses:
+                    results = []
+                    for tu in tool_uses:
+                        results.append(await self._run_tool(tu, tools))
+                    await q.add_message(db, session_id=self.session_id, run_id=self.id, role="user",
+                                        content=results, status="complete")
+                    history.append({"role": "user", "content": results})
+                    continue
+                finish_reason = FINISH_REASONS.get(state.stop_reason, "other")
+                await self.emit({"type": "finish", "finishReason": finish_reason, "usage": self._usage_part()},
+                                durable=True)
+                status = "completed"
+                return
+            error = f"Stopped after {cfg.max_steps} model calls in one turn (tool loop limit)."
+            await self.emit({"type": "error", "error": error}, durable=True)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            reason = self.cancel_reason or "shutdown"
+            status = "cancelled" if reason == "user" else "interrupted"
+            await self._store_partial(status)
+            part = ({"type": "finish", "finishReason": "cancelled", "usage": self._usage_part()}
+                    if reason == "user" else {"type": "error", "error": SHUTDOWN_MESSAGE})
+            finish_reason = "cancelled" if reason == "user" else None
+            error = None if reason == "user" else "interrupted by shutdown"
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.emit(part, durable=True), 10)
+        except DatabaseUnavailable:
+            error = "database unavailable"
+            log(logger, logging.ERROR, "run failed: database unavailable", run_id=self.id)
+            self.hub.fail(DatabaseUnavailable(), {"type": "error", "error": "The service lost its database; "
+                                                  "the answer could not be stored. Please retry."})
+        except Exception as exc:
+            error = "internal error"
+            logger.exception("run failed", extra={"fields": {"run_id": self.id}})
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.emit({"type": "error", "error": "Internal error in agent-backend."},
+                                                 durable=True), 10)
+            if not self.hub.done:
+                self.hub.fail(exc, {"type": "error", "error": "Internal error in agent-backend."})
+        finally:
+            span.end(outputs={"answer": "".join(answer_text), "status": status, "usage": dict(self.usage)},
+                     error=error)
+            with contextlib.suppress(Exception):
+                await q.finish_run(db, self.id, status=status, finish_reason=finish_reason, error=error,
+                                   usage=self.usage)
+            log(logger, logging.INFO, "run finished", run_id=self.id, session_id=self.session_id, status=status,
+                finish_reason=finish_reason, duration_s=round(time.monotonic() - started, 3),
+                input_tokens=self.usage["input_tokens"], output_tokens=self.usage["output_tokens"])
+            self.mgr._run_done(self)
+
+    def _usage_part(self) -> dict:
+        prompt = self.usage["input_tokens"] + self.usage["cache_read_tokens"] + self.usage["cache_creation_tokens"]
+        return {"promptTokens": prompt, "completionTokens": self.usage["output_tokens"],
+                "totalTokens": prompt + self.usage["output_tokens"]}
+
+    async def _record_usage(self, state: StepState) -> None:
+        if not any(state.usage.values()):
+            return
+        for k, v in state.usage.items():
+            self.usage[k] += v
+        await q.record_usage(self.mgr.db, user_id=self.user.id, session_id=self.session_id, run_id=self.id,
+                             model=self.mgr.cfg.anthropic_model, usage=state.usage)
+
+    async def _store_partial(self, status: str) -> None:
+        """On cancel: keep what the model said so far, and answer any unanswered tool call."""
+        db = self.mgr.db
+        try:
+            state, self.state = self.state, None
+            if state is not None:
+                await self._record_usage(state)
+                blocks = [b for b in state.complete_blocks() if b["type"] == "text"]
+                if blocks:
+                    await q.add_message(db, session_id=self.session_id, run_id=self.id, role="assistant",
+                                        content=blocks, status=status)
+            pending = [rid for rid, fut in self.tool_waiters.items() if not fut.done()]
+            if pending:
+                await q.add_message(db, session_id=self.session_id, run_id=self.id, role="user", status=status,
+                                    content=[{"type": "tool_result", "tool_use_id": rid, "is_error": True,
+                                              "content": f"The run was {status} before the tool finished."}
+                                             for rid in pending])
+        except Exception as exc:
+            log(logger, logging.WARNING, "could not store the partial answer", run_id=self.id,
+                error=type(exc).__name__)
+
+    async def _run_tool(self, tu: dict, offered: list[dict]) -> dict:
+        name, args, tid = tu["name"], tu.get("input") or {}, tu["id"]
+        self.emit({"type": "tool-call", "toolCallId": tid, "toolName": name, "args": args})
+        offered_names = {t["name"] for t in offered}
+        if name not in LOCAL_TOOL_NAMES or name not in offered_names or tu.get("_bad_json"):
+            why = ("its arguments were not valid JSON" if tu.get("_bad_json") else
+                   "it is not allowed in plan mode" if name in WRITING_TOOLS and self.mode == "plan" else
+                   "it is not available")
+            result = {"stdout": "", "stderr": f"Tool {name} was not run: {why}.", "exit_code": 1}
+        else:
+            fut = asyncio.get_running_loop().create_future()
+            self.tool_waiters[tid] = fut
+            await self.emit({"type": "execute-local", "toolName": name, "args": args, "requestId": tid},
+                            durable=True)
+            try:
+                result = await asyncio.wait_for(fut, self.mgr.cfg.tool_result_timeout)
+            except asyncio.TimeoutError:
+                result = {"stdout": "", "stderr": f"No result from the CLI within "
+                          f"{self.mgr.cfg.tool_result_timeout:g}s; the tool call timed out.", "exit_code": 124}
+                log(logger, logging.INFO, "tool result timed out", run_id=self.id, tool=name)
+        text = tool_result_text(result)
+        self.emit({"type": "tool-result", "toolCallId": tid, "result": text})
+        code = result.get("exit_code")
+        return {"type": "tool_result", "tool_use_id": tid, "content": text,
+                "is_error": not (code == 0 or code is None)}
+
+
+class RunManager:
+    def __init__(self, cfg: Config, db: Database, llm: LLM, tracer: Tracer, writer: EventWriter):
+        self.cfg, self.db, self.llm, self.tracer, self.writer = cfg, db, llm, tracer, writer
+        self.owner = uuid.uuid4().hex
+        self.runs: dict[str, Run] = {}
+        self.hubs: dict[str, Hub] = {}
+        self.closing = asyncio.Event()
+        self.draining = False
+        self._waiters: dict[str, asyncio.Future] = {}
+        self._bg: list[asyncio.Task] = []
+        self.stale_after = max(4 * cfg.heartbeat_interval, 30.0)
+
+    async def start(self) -> None:
+        self._bg.append(asyncio.get_running_loop().create_task(self._heartbeat(), name="run-heartbeat"))
+
+    async def _heartbeat(self) -> None:
+        swept_at = 0.0
+        while not self.closing.is_set():
+            with contextlib.suppress(DatabaseUnavailable, Exception):
+                await q.heartbeat_runs(self.db, [r.id for r in self.runs.values()])
+                if time.monotonic() - swept_at > self.stale_after:
+                    await self._sweep_stale()
+                    swept_at = time.monotonic()
+            now = time.monotonic()
+            for sid, hub in list(self.hubs.items()):
+                if hub.done and hub.finished_at and now - hub.finished_at > HUB_LINGER_S and sid not in self.runs:
+                    self.hubs.pop(sid, None)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), self.cfg.heartbeat_interval)
+
+    async def _sweep_stale(self) -> None:
+        """Runs whose owner stopped heart-beating: end their event log with an error so clients stop waiting."""
+        cutoff = q.datetime.fromtimestamp(time.time() - self.stale_after, q.timezone.utc).replace(tzinfo=None)
+        rows = await self.db.fetchall("SELECT id, session_id FROM runs WHERE status='running' AND heartbeat_at < %s",
+                                      (cutoff,))
+        for run_id, session_id in rows:
+            if session_id in self.runs:
+                continue
+            seq = await q.last_seq(self.db, session_id) + 1
+            with contextlib.suppress(Exception):
+                await q.insert_events(self.db, [(session_id, seq, run_id, "error",
+                                                 q.dumps({"type": "error", "error": SHUTDOWN_MESSAGE}), q.utcnow())])
+            await self.db.execute("UPDATE runs SET status='interrupted', finished_at=%s, error=%s "
+                                  "WHERE id=%s AND status='running'", (q.utcnow(), "owner stopped", run_id))
+            log(logger, logging.WARNING, "marked an orphaned run interrupted", run_id=run_id)
+
+    async def start_run(self, user: User, session: dict, body: dict) -> Run:
+        if self.draining:
+            raise ServiceDraining()
+        sid = session["id"]
+        if sid in self.runs:
+            raise RunConflict()
+        if self.cfg.monthly_token_limit > 0:
+            used = await q.monthly_usage(self.db, user.id)
+            if used["input_tokens"] + used["output_tokens"] >= self.cfg.monthly_token_limit:
+                raise UsageLimitReached()
+        run_id = str(uuid.uuid4())
+        content = body["content"]
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone("SELECT local_execution FROM sessions WHERE id=%s FOR UPDATE", (sid,))
+            if await q.active_run(tx, sid, self.stale_after):
+                raise RunConflict()
+            if sid in self.runs:
+                raise RunConflict()
+            await q.create_run(tx, run_id=run_id, session_id=sid, user_id=user.id,
+                               client_run_id=str(body.get("run_id") or "")[:64] or None, mode=body.get("mode"),
+                               owner=self.owner)
+            await q.add_message(tx, session_id=sid, run_id=run_id, role="user",
+                                content=[{"type": "text", "text": content}], status="complete")
+            await q.touch_session(tx, sid, content.strip().splitlines()[0][:200] if content.strip() else None)
+            first_seq = await q.last_seq(tx, sid) + 1
+        session = dict(session, local_execution=bool(row[0]) if row else True)
+        hub = Hub(sid, run_id, first_seq)
+        run = Run(self, run_id=run_id, session=session, user=user, content=content, mode=body.get("mode"), hub=hub)
+        self.hubs[sid] = hub
+        self.runs[sid] = run
+        run.task = asyncio.get_running_loop().create_task(run.execute(), name=f"run-{run_id}")
+        waiter = self._waiters.pop(sid, None)
+        if waiter and not waiter.done():
+            waiter.set_result(None)
+        log(logger, logging.INFO, "run started", run_id=run_id, session_id=sid, user_id=user.id,
+            mode=body.get("mode"))
+        return run
+
+    def _run_done(self, run: Run) -> None:
+        if self.runs.get(run.session_id) is run:
+            del self.runs[run.session_id]
+
+    def cancel(self, session_id: str) -> Run | None:
+        run = self.runs.get(session_id)
+        if run is not None:
+            run.cancel("user")
+        return run
+
+    def tool_result(self, session_id: str, request_id: str, result: dict) -> bool:
+        run = self.runs.get(session_id)
+        return bool(run and run.resolve_tool(request_id, result))
+
+    async def wait_run_started(self, session_id: str, timeout: float) -> None:
+        fut = self._waiters.get(session_id)
+        if fut is None or fut.done():
+            fut = self._waiters[session_id] = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+        if fut.done() and self._waiters.get(session_id) is fut:
+            self._waiters.pop(session_id, None)
+
+    async def remote_run_active(self, session_id: str) -> bool:
+        row = await q.active_run(self.db, session_id, self.stale_after)
+        return bool(row and row[1] != self.owner)
+
+    async def shutdown(self, grace: float) -> None:
+        """Refuse new runs, let running ones finish within `grace` seconds, then interrupt the rest."""
+        self.draining = True
+        tasks = [r.task for r in self.runs.values() if r.task]
+        if tasks:
+            log(logger, logging.INFO, "waiting for runs to finish", runs=len(tasks), grace_s=grace)
+            await asyncio.wait(tasks, timeout=grace)
+        left = [r for r in self.runs.values() if r.task and not r.task.done()]
+        for run in left:
+            run.cancel("shutdown")
+        if left:
+            await asyncio.wait([r.task for r in left], timeout=10)
+        self.closing.set()
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_result(None)
+        for task in self._bg:
+            task.cancel()
+        for task in self._bg:
+            with contextlib.suppress(BaseException):
+                await task
