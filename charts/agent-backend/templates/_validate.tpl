@@ -137,10 +137,11 @@
 {{- join "\n" $errors -}}
 {{- end -}}
 
-{{/* agent-backend.validate.values: takes the root context; fails the render with every requirement failure, returns "" when there is none. */}}
+{{/* agent-backend.validate.values: takes the root context; stops the render with every requirement failure, returns "" when there is none. `helm lint` turns fail() into a log line, so under lint the messages are then raised as the name of a missing template, which lint reports as an error. */}}
 {{- define "agent-backend.validate.values" -}}
 {{- $messages := include "agent-backend.validate.messages" . -}}
 {{- if $messages -}}
 {{- fail (printf "\n%s" $messages) -}}
+{{- include (printf "invalid values: %s" (replace "\n" " | " $messages)) . -}}
 {{- end -}}
 {{- end -}}
