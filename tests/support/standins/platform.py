@@ -79,6 +79,11 @@ class PlatformStandIn(StandIn):
             self._users[token] = {"user": user, "delay": delay, "orgs": orgs}
         return user
 
+    def user_for(self, token: str) -> dict[str, Any]:
+        """The user object a valid token stands for."""
+        with self._lock:
+            return self._users[token]["user"]
+
     def remove_user(self, token: str) -> None:
         """Revoke a token (it answers 401 from now on)."""
         with self._lock:

@@ -1,0 +1,103 @@
+"""An explicit cancel stops the upstream request, ends the stream and stores the partial answer."""
+from __future__ import annotations
+
+import asyncio
+
+from tests.service.cli import TERMINAL, WAIT
+from tests.support.standins.anthropic import Reply
+
+
+async def _wait(predicate, what, timeout=WAIT):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def assistant_rows(db, sid):
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT status, content FROM messages WHERE session_id=%s AND role='assistant' ORDER BY id",
+                    (sid,))
+        return list(cur.fetchall())
+
+
+async def test_cancel_stops_the_model_and_keeps_the_partial_answer(service, alice):
+    service.anthropic.script(Reply.held("partial-answer-words that never finish", hold_after=2))
+    sid = await alice.create_session()
+    assert (await alice.send(sid, "write me an essay")).status < 300
+    stream = await alice.open_events(sid)
+    await stream.until_type("text-delta")
+    assert await asyncio.to_thread(service.anthropic.wait_held)
+
+    r = await alice.cancel(sid)
+    assert r.status < 300, r.text
+    end = await stream.until(lambda e: e.type in TERMINAL)
+    await stream.close()
+    assert end.type in TERMINAL
+
+    # The upstream request was stopped, not left running.
+    rec = service.anthropic.message_requests[0]
+    await _wait(lambda: rec.extra.get("client_disconnected"), "the model request to be closed")
+    assert not rec.extra.get("completed")
+
+    # The partial answer is stored and shown in the history.
+    msgs = (await alice.messages(sid)).body["messages"]
+    assert msgs[-1]["role"] == "assistant"
+    assert msgs[-1]["content"].startswith("partial-answer-words")
+    assert msgs[-1]["content"] != "partial-answer-words that never finish"
+
+
+async def test_cancelled_answer_is_stored_with_its_status(service, alice):
+    sid = await alice.create_session()
+    await alice.turn(sid, "a normal turn")
+    service.anthropic.script(Reply.held("cut short here", hold_after=1))
+    await alice.send(sid, "another")
+    stream = await alice.open_events(sid)
+    await stream.until_type("text-delta")
+    await alice.cancel(sid)
+    await stream.until(lambda e: e.type in TERMINAL)
+    await stream.close()
+    rows = assistant_rows(service.db, sid)
+    assert len(rows) == 2
+    (done_status, _), (cut_status, cut_content) = rows
+    assert cut_status != done_status
+    assert "cut" in cut_content
+
+
+async def test_after_a_cancel_the_session_goes_on(service, alice):
+    service.anthropic.script(Reply.held("stop me", hold_after=1))
+    sid = await alice.create_session()
+    await alice.send(sid, "first")
+    stream = await alice.open_events(sid)
+    await stream.until_type("text-delta")
+    await alice.cancel(sid)
+    await stream.until(lambda e: e.type in TERMINAL)
+    await stream.close()
+    turn = await alice.turn(sid, "second")
+    assert turn.terminal["type"] == "finish"
+    # The model sees the conversation so far, the cancelled partial answer included or not,
+    # but always the earlier user message and the new one.
+    texts = str(service.anthropic.message_requests[-1].json["messages"])
+    assert "first" in texts and "second" in texts
+
+
+async def test_cancel_while_waiting_for_a_tool_result(service, alice):
+    service.anthropic.script(Reply.tool_use("execute_bash_local", {"command": "sleep 1000"}))
+    sid = await alice.create_session()
+    await alice.send(sid, "run a long thing")
+    stream = await alice.open_events(sid)
+    await stream.until_type("execute-local")
+    r = await alice.cancel(sid)
+    assert r.status < 300
+    await stream.until(lambda e: e.type in TERMINAL)
+    await stream.close()
+    turn = await alice.turn(sid, "next")  # the session is free again
+    assert turn.terminal["type"] == "finish"
+
+
+async def test_cancel_with_nothing_running_is_harmless(service, alice):
+    sid = await alice.create_session()
+    r = await alice.cancel(sid)
+    assert r.status < 500
+    turn = await alice.turn(sid, "hello")
+    assert turn.terminal["type"] == "finish"

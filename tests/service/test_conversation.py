@@ -1,0 +1,185 @@
+"""A full conversation over the HTTP protocol exactly as the CLI speaks it, with a tool-call round trip."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from tests.service.cli import run_bash
+from tests.service.harness import MODEL
+from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, Reply, api_key_of, tool_result_text
+
+CLI_TOOLS = {"execute_bash_local", "read_file_local", "write_file_local", "edit_file_local",
+             "list_directory_local", "search_files_local"}
+WRITING_TOOLS = {"execute_bash_local", "write_file_local", "edit_file_local"}
+
+
+def tool_names(request) -> set[str]:
+    return {t["name"] for t in request.json.get("tools") or []}
+
+
+def last_user_blocks(request) -> list:
+    msg = request.json["messages"][-1]
+    assert msg["role"] == "user"
+    return msg["content"] if isinstance(msg["content"], list) else [{"type": "text", "text": msg["content"]}]
+
+
+async def test_plain_answer(service, alice):
+    sid = await alice.create_session()
+    assert isinstance(sid, str) and sid
+    turn = await alice.turn(sid, "What is Nextflow?")
+    assert turn.text == DEFAULT_ANSWER
+    assert turn.terminal["type"] == "finish" and turn.terminal["finishReason"] == "stop"
+    assert "start" in turn.types and turn.types.index("start") < turn.types.index("text-delta")
+    [req] = service.anthropic.message_requests
+    assert req.json["model"] == MODEL
+    assert req.json["stream"] is True
+    assert api_key_of(req) == service.sentinels.anthropic_key
+    assert "What is Nextflow?" in json.dumps(last_user_blocks(req))
+
+
+async def test_tool_call_round_trip(service, alice):
+    sentinel = f"roundtrip-{uuid.uuid4().hex[:10]}"
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, f"Please run `echo {sentinel}` in my project", tools=run_bash)
+
+    # The stream: the model's call became an execute-local part the CLI answered.
+    [call] = turn.tool_calls
+    assert call["toolName"] == "execute_bash_local"
+    assert call["args"] == {"command": f"echo {sentinel}"}
+    types = turn.types
+    assert types.index("execute-local") < types.index("finish")
+    tool_results = [p for p in turn.parts if p["type"] == "tool-result"]
+    assert tool_results and sentinel in json.dumps(tool_results[0]["result"])
+    assert "I will run that command for you." in turn.text
+    assert turn.text.endswith(RESULT_PREFIX + sentinel)
+    assert turn.terminal == {**turn.terminal, "type": "finish", "finishReason": "stop"}
+
+    # The model: offered the CLI's tools, then got the real command output back as a tool_result.
+    first, second = service.anthropic.message_requests
+    assert CLI_TOOLS <= tool_names(first)
+    tool_use_id = first.extra["reply"].blocks[-1].id
+    assistant = second.json["messages"][-2]
+    assert assistant["role"] == "assistant"
+    assert any(b.get("type") == "tool_use" and b.get("id") == tool_use_id and b.get("input") == call["args"]
+               for b in assistant["content"])
+    [result] = [b for b in last_user_blocks(second) if b.get("type") == "tool_result"]
+    assert result["tool_use_id"] == tool_use_id
+    assert sentinel in tool_result_text(result)
+
+    # Usage in the finish part adds up both model calls of the run.
+    usage = turn.terminal["usage"]
+    sent = [r.extra["usage"] for r in (first, second)]
+    assert usage["promptTokens"] == sum(u["input_tokens"] for u in sent)
+    assert usage["completionTokens"] == sum(u["output_tokens"] for u in sent)
+    assert usage["totalTokens"] == usage["promptTokens"] + usage["completionTokens"]
+
+    # The conversation is stored: the user's words and the final answer.
+    r = await alice.messages(sid)
+    assert r.status == 200
+    msgs = r.body["messages"]
+    assert msgs[0]["role"] == "user" and sentinel in msgs[0]["content"]
+    assert msgs[-1]["role"] == "assistant" and (RESULT_PREFIX + sentinel) in msgs[-1]["content"]
+    for m in msgs:
+        assert set(m) >= {"id", "role", "content", "timestamp"}
+        assert isinstance(m["content"], str)
+
+
+async def test_failed_command_reaches_the_model(service, alice):
+    service.anthropic.script(Reply.tool_use("execute_bash_local", {"command": "false"}), Reply.text("it failed"))
+    sid = await alice.create_session()
+
+    async def fail(tool, args):
+        return {"stdout": "", "stderr": "permission denied: SENTINEL-STDERR", "exit_code": 3}
+
+    turn = await alice.turn(sid, "run it", tools=fail)
+    assert turn.text == "it failed"
+    [result] = [b for b in last_user_blocks(service.anthropic.message_requests[1]) if b.get("type") == "tool_result"]
+    assert "SENTINEL-STDERR" in tool_result_text(result)
+    assert "3" in tool_result_text(result)
+
+
+async def test_tool_the_cli_does_not_know(service, alice):
+    service.anthropic.script(Reply.tool_use("create_directory_local", {"path": "x"}), Reply.text("ok then"))
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "make a dir", tools=run_bash)
+    assert turn.terminal["type"] == "finish"
+    second = service.anthropic.message_requests[1]
+    assert [b for b in last_user_blocks(second) if b.get("type") == "tool_result"]
+
+
+async def test_several_tool_calls_in_one_reply(service, alice):
+    service.anthropic.script(
+        Reply(blocks=[
+            Reply.tool_use("execute_bash_local", {"command": "echo one"}).blocks[0],
+            Reply.tool_use("execute_bash_local", {"command": "echo two"}).blocks[0],
+        ], stop_reason="tool_use"),
+        Reply.text("both done"),
+    )
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "run two things", tools=run_bash)
+    assert [c["args"]["command"] for c in turn.tool_calls] == ["echo one", "echo two"]
+    assert turn.text == "both done"
+    results = [b for b in last_user_blocks(service.anthropic.message_requests[1]) if b.get("type") == "tool_result"]
+    assert sorted(tool_result_text(b).strip() for b in results) == ["one", "two"]
+
+
+async def test_plan_mode_offers_no_tools_that_write_or_run(service, alice):
+    sid = await alice.create_session()
+    await alice.turn(sid, "plan something", mode="plan")
+    offered = tool_names(service.anthropic.message_requests[0])
+    assert not offered & WRITING_TOOLS
+    assert {"read_file_local", "list_directory_local"} <= offered
+
+
+async def test_text_streams_before_the_model_has_finished(service, alice):
+    service.anthropic.script(Reply.held("first-words and the rest", hold_after=1))
+    sid = await alice.create_session()
+    assert (await alice.send(sid, "hello")).status < 300
+    stream = await alice.open_events(sid)
+    ev = await stream.until_type("text-delta")
+    assert ev.data["delta"] == "first-words "
+    assert service.anthropic.streams_in_flight == 1  # the model is still holding its answer
+    service.anthropic.release()
+    await stream.until_type("finish")
+    assert stream.text() == "first-words and the rest"
+    await stream.close()
+
+
+async def test_second_message_while_running_is_409(service, alice):
+    service.anthropic.script(Reply.held())
+    sid = await alice.create_session()
+    assert (await alice.send(sid, "first")).status < 300
+    assert await asyncio.to_thread(service.anthropic.wait_held)
+    r = await alice.send(sid, "second")
+    assert r.status == 409, r.text
+    assert r.detail
+    service.anthropic.release()
+    stream = await alice.open_events(sid)
+    await stream.until_type("finish")
+    await stream.close()
+    turn = await alice.turn(sid, "third")  # once the run is over a new one may start
+    assert turn.terminal["type"] == "finish"
+
+
+async def test_live_stream_without_cursor_starts_with_history_end(service, alice):
+    # With -c the CLI drops text until it has seen history_end: it must come before the run's text.
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "hello")
+    assert "history_end" in turn.types
+    assert turn.types.index("history_end") < turn.types.index("text-delta")
+    turn2 = await alice.turn(sid, "again")
+    assert turn2.types.index("history_end") < turn2.types.index("text-delta")
+    # Earlier turns' terminal parts are not replayed on the live stream (the CLI would stop at them).
+    assert [t for t in turn2.types if t in ("finish", "error")] == ["finish"]
+    assert turn2.text == DEFAULT_ANSWER
+
+
+async def test_sse_frames_are_what_the_cli_can_read(service, alice):
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "please run `echo frames`", tools=run_bash)
+    ids = [e.id for e in turn.events if e.id is not None]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for e in turn.events:
+        if e.data is not None and e.type not in ("history_end",):
+            assert e.id is not None, f"part without id cannot be resumed: {e.raw!r}"

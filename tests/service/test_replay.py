@@ -1,0 +1,126 @@
+"""Events are stored: a dropped stream does not stop the run, a reconnect with `cursor` replays from there
+and follows live, and `history_only=true` replays and ends."""
+from __future__ import annotations
+
+import asyncio
+
+from tests.service.cli import WAIT
+from tests.support.standins.anthropic import Reply
+
+ANSWER = "alpha beta gamma delta epsilon zeta eta theta"
+
+
+async def wait_for_assistant(cli, sid, predicate, timeout=WAIT):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        r = await cli.messages(sid)
+        assistants = [m for m in (r.body or {}).get("messages", []) if m["role"] == "assistant"]
+        if assistants and predicate(assistants[-1]["content"]):
+            return assistants
+        assert asyncio.get_running_loop().time() < deadline, f"assistant message never matched: {r.body}"
+        await asyncio.sleep(0.05)
+
+
+async def test_reconnect_with_cursor_gets_the_rest(service, alice):
+    service.anthropic.script(Reply.held(ANSWER, hold_after=2))
+    sid = await alice.create_session()
+    assert (await alice.send(sid, "tell me")).status < 300
+    first = await alice.open_events(sid)
+    ev = await first.until_type("text-delta")
+    seen_text = first.text()
+    last_id = first.last_id
+    assert last_id is not None and ev.id is not None
+    first.drop()  # the network goes away mid-answer
+
+    service.anthropic.release()
+    second = await alice.open_events(sid, cursor=last_id + 1)
+    await second.until_type("finish")
+    await second.close()
+    assert all(e.id > last_id for e in second.events if e.id is not None)
+    assert seen_text + second.text() == ANSWER
+    # The model was asked once: the reconnect did not start anything new.
+    assert len(service.anthropic.message_requests) == 1
+
+
+async def test_reconnect_after_the_run_ended_replays_its_end(service, alice):
+    service.anthropic.script(Reply.held(ANSWER, hold_after=1))
+    sid = await alice.create_session()
+    await alice.send(sid, "tell me")
+    first = await alice.open_events(sid)
+    await first.until_type("text-delta")
+    cursor = first.last_id + 1
+    first.drop()
+    service.anthropic.release()
+    await wait_for_assistant(alice, sid, lambda c: c == ANSWER)  # finished while nobody listened
+    again = await alice.open_events(sid, cursor=cursor)
+    await again.until_type("finish")
+    await again.close()
+    assert first.text() + again.text() == ANSWER
+
+
+async def test_dropped_stream_does_not_cancel_the_run(service, alice):
+    service.anthropic.script(Reply.held(ANSWER, hold_after=1))
+    sid = await alice.create_session()
+    await alice.send(sid, "tell me")
+    stream = await alice.open_events(sid)
+    await stream.until_type("text-delta")
+    stream.drop()
+    await asyncio.sleep(0.2)
+    service.anthropic.release()
+    await wait_for_assistant(alice, sid, lambda c: c == ANSWER)
+    rec = service.anthropic.message_requests[0]
+    assert rec.extra.get("completed") and not rec.extra.get("client_disconnected")
+
+
+async def test_history_only_replays_and_ends(service, alice):
+    sid = await alice.create_session()
+    t1 = await alice.turn(sid, "first question")
+    t2 = await alice.turn(sid, "please run `echo history`", tools=lambda tool, args: {
+        "stdout": "history\n", "stderr": "", "exit_code": 0})
+    hist = await alice.open_events(sid, cursor=0, history_only=True)
+    await hist.read_to_end()  # ends by itself: no run is waited for
+    await hist.close()
+    assert hist.text() == t1.text + t2.text
+    assert hist.types().count("finish") == 2
+    live_ids = [e.id for e in t1.events + t2.events if e.id is not None]
+    hist_ids = [e.id for e in hist.events if e.id is not None]
+    assert set(live_ids) <= set(hist_ids)
+
+
+async def test_history_only_from_a_cursor(service, alice):
+    sid = await alice.create_session()
+    t1 = await alice.turn(sid, "first")
+    after_first = max(e.id for e in t1.events if e.id is not None) + 1
+    t2 = await alice.turn(sid, "second")
+    hist = await alice.open_events(sid, cursor=after_first, history_only=True)
+    await hist.read_to_end()
+    await hist.close()
+    assert hist.text() == t2.text
+    assert hist.types().count("finish") == 1
+
+
+async def test_a_late_listener_gets_the_whole_run(service, alice):
+    # The CLI POSTs the message before it opens the stream: nothing may be lost in between.
+    sid = await alice.create_session()
+    await alice.send(sid, "hello")
+    await wait_for_assistant(alice, sid, lambda c: bool(c))
+    stream = await alice.open_events(sid)
+    await stream.until_type("finish")
+    await stream.close()
+    assert "start" in stream.types()
+    assert stream.text() == (await alice.messages(sid)).body["messages"][-1]["content"]
+
+
+async def test_heartbeats_keep_an_idle_stream_alive(service, alice):
+    service.anthropic.script(Reply.held("slow answer", hold_after=1))
+    sid = await alice.create_session()
+    await alice.send(sid, "hello")
+    stream = await alice.open_events(sid)
+    await stream.until_type("text-delta")
+    while True:  # the model is holding: the service must send `: ping` comments meanwhile
+        ev = await stream.next(timeout=service.config.heartbeat_interval * 10)
+        if ev is not None and ev.comment is not None and ev.data is None:
+            break
+    service.anthropic.release()
+    await stream.until_type("finish")
+    await stream.close()

@@ -1,0 +1,67 @@
+"""LangSmith: each turn is a run with the model call as a child run, session and user ids as metadata,
+no secrets; tracing off sends nothing; a LangSmith outage never fails a turn."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.service.cli import run_bash
+
+
+def finished(runs):
+    return [r for r in runs if r.get("end_time")]
+
+
+async def test_turn_is_traced_with_child_model_runs(service, alice):
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "please run `echo traced-SENTINEL`", tools=run_bash)
+    assert turn.terminal["type"] == "finish"
+    ls = service.langsmith
+
+    def complete(runs):
+        roots = [r for r in finished(runs) if not r.get("parent_run_id")]
+        return any(len([c for c in finished(runs) if str(c.get("parent_run_id")) == str(root["id"])]) >= 2
+                   for root in roots)
+
+    assert ls.wait_for_runs(complete), f"runs received: {[(r.get('name'), r.get('parent_run_id')) for r in ls.all_runs()]}"
+    [root] = [r for r in ls.root_runs() if r.get("end_time")]
+    children = ls.children(root["id"])
+    llm_children = [c for c in children if c.get("run_type") == "llm"]
+    assert len(llm_children) == 2  # one per model call: before and after the tool result
+    meta = (root.get("extra") or {}).get("metadata") or {}
+    flat = json.dumps(meta)
+    assert sid in flat
+    assert str(service.platform.user_for(service.sentinels.alice_token)["id"]) in flat
+    assert "traced-SENTINEL" in json.dumps(root.get("inputs"))
+    service.sentinels.assert_absent(ls.all_bytes(), "what was sent to LangSmith")
+
+
+async def test_trace_carries_no_secrets(service, alice):
+    sid = await alice.create_session()
+    await alice.turn(sid, "hello")
+    assert service.langsmith.wait_for_runs(lambda runs: len(finished(runs)) >= 2)
+    service.sentinels.assert_absent(service.langsmith.all_bytes(), "what was sent to LangSmith")
+    for rec in service.langsmith.requests:
+        for name, value in rec.headers.items():
+            if name.lower() != "x-api-key":
+                service.sentinels.assert_absent(value, f"LangSmith request header {name}")
+
+
+async def test_without_langchain_key_nothing_is_sent(make_service, sentinels):
+    svc = await make_service(env_overrides={"LANGCHAIN_API_KEY": ""})
+    alice = svc.cli(sentinels.alice_token)
+    sid = await alice.create_session()
+    assert (await alice.turn(sid, "hello")).terminal["type"] == "finish"
+    await svc.stop()  # shutting down flushes whatever a tracer had queued
+    assert svc.langsmith.requests == []
+
+
+@pytest.mark.parametrize("mode", ["refuse", "5xx"])
+async def test_langsmith_down_never_fails_a_turn(service, alice, mode):
+    service.langsmith.go_down(mode)
+    sid = await alice.create_session()
+    t1 = await alice.turn(sid, "please run `echo still-works`", tools=run_bash)
+    t2 = await alice.turn(sid, "and again")
+    assert t1.terminal["type"] == t2.terminal["type"] == "finish"
+    assert "still-works" in t1.text
