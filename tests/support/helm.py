@@ -215,12 +215,12 @@ def validate_objects(objs: Iterable[dict], versions: Sequence[str] = VALIDATE_VE
         for version in versions:
             try:
                 kubernetes_validate.validate(obj, version, strict=True)
-            except kubernetes_validate.SchemaNotFoundError as e:
+            except kubernetes_validate.SchemaNotFoundError:
                 problems.append(f"{ident} [k8s {version}]: no schema for "
-                                f"{obj['apiVersion']} {obj['kind']} ({e})")
+                                f"{obj['apiVersion']} {obj['kind']} (unknown kind or apiVersion)")
             except kubernetes_validate.ValidationError as e:
-                path = "/".join(str(p) for p in e.caused_by.path)
-                problems.append(f"{ident} [k8s {version}]: {path}: {e.caused_by.message}")
+                path = "/".join(str(p) for p in e.path)
+                problems.append(f"{ident} [k8s {version}]: {path}: {e.message}")
     if problems:
         raise ManifestInvalid("rendered objects fail Kubernetes validation:\n  " + "\n  ".join(problems))
 

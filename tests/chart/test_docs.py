@@ -1,0 +1,138 @@
+"""Generated docs stay in sync with their one source, and the chart keeps the seed contract's keys
+and defaults (tests/chart/contract/seed-chart-readme.md is a copy of the contract)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.support import k8s, paths
+
+SEED_README = paths.ROOT / "tests" / "chart" / "contract" / "seed-chart-readme.md"
+GENERATOR = paths.ROOT / "schema" / "generate.py"
+PYTHON = str(paths.ROOT / ".venv" / "bin" / "python") if (paths.ROOT / ".venv" / "bin" / "python").exists() \
+    else sys.executable
+
+
+def seed_rows() -> list[tuple[str, str, str]]:
+    """(key, type, default text) for each row of the seed README's values table."""
+    rows = []
+    in_values = False
+    for line in SEED_README.read_text().splitlines():
+        if line.startswith("## "):
+            in_values = line.strip() == "## Values"
+            continue
+        if not in_values or not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] in ("Key", "") or set(cells[0]) <= {"-"}:
+            continue
+        rows.append((cells[0], cells[1], cells[2]))
+    return rows
+
+
+def parse_default(text: str):
+    """A Default cell (`...`) as data: JSON, with the seed's `nil` meaning null."""
+    assert text.startswith("`") and text.endswith("`"), text
+    raw = text[1:-1]
+    return None if raw == "nil" else json.loads(raw)
+
+
+def run_generator(root, *args):
+    return subprocess.run([PYTHON, str(root / "schema" / "generate.py"), *args],
+                          capture_output=True, text=True, cwd=root, timeout=120)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A private copy of the generator, its source and the chart, to break on purpose."""
+    shutil.copytree(paths.ROOT / "schema", tmp_path / "schema",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(paths.CHART, tmp_path / "charts" / "agent-backend")
+    return tmp_path
+
+
+class TestGeneratedDocs:
+    def test_should_be_in_sync_with_the_source(self):
+        result = run_generator(paths.ROOT, "--check")
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def test_should_be_in_sync_in_a_copy(self, tree):
+        result = run_generator(tree, "--check")
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    @pytest.mark.parametrize("target", ["values.yaml", "values.schema.json", "README.md"])
+    def test_should_detect_a_hand_edited_output(self, tree, target):
+        out = tree / "charts" / "agent-backend" / target
+        out.write_text(out.read_text() + "\n# hand edit\n" if target != "values.schema.json"
+                       else out.read_text().replace('"type": "object"', '"type":"object"', 1))
+        result = run_generator(tree, "--check")
+        assert result.returncode != 0, f"--check did not notice an edit of {target}"
+
+    def test_should_detect_a_changed_source(self, tree):
+        source = tree / "schema" / "values.schema.yaml"
+        text = source.read_text()
+        assert "Anthropic model to use" in text
+        source.write_text(text.replace("Anthropic model to use", "Anthropic model to use (changed)", 1))
+        result = run_generator(tree, "--check")
+        assert result.returncode != 0
+        # and regenerating brings it back in sync, carrying the change into the README
+        assert run_generator(tree).returncode == 0
+        assert run_generator(tree, "--check").returncode == 0
+        assert "Anthropic model to use (changed)" in (tree / "charts" / "agent-backend" / "README.md").read_text()
+
+    def test_should_detect_a_changed_chart_version(self, tree):
+        chart_yaml = tree / "charts" / "agent-backend" / "Chart.yaml"
+        chart_yaml.write_text(chart_yaml.read_text().replace("version: 0.1.4", "version: 0.1.5"))
+        assert run_generator(tree, "--check").returncode != 0
+
+
+class TestSeedContract:
+    def test_should_parse_the_whole_seed_table(self):
+        assert len(seed_rows()) >= 100
+
+    def test_should_have_every_seed_key_with_the_seed_default(self):
+        values = yaml.safe_load((paths.CHART / "values.yaml").read_text())
+        wrong = []
+        for key, _type, default in seed_rows():
+            actual = k8s.dig(values, *key.split("."), default=KeyError)
+            expected = parse_default(default)
+            if actual is KeyError:
+                wrong.append(f"{key}: missing (seed default {expected!r})")
+            elif actual != expected or type(actual) is not type(expected):
+                wrong.append(f"{key}: {actual!r} != seed {expected!r}")
+        assert not wrong, "\n".join(wrong)
+
+    def test_should_document_every_seed_key_in_the_chart_readme(self):
+        readme = (paths.CHART / "README.md").read_text()
+        missing = [key for key, *_ in seed_rows() if f"| {key} |" not in readme]
+        assert not missing, missing
+
+    def test_should_carry_the_chart_version_and_app_version(self):
+        chart = yaml.safe_load((paths.CHART / "Chart.yaml").read_text())
+        assert (chart["version"], str(chart["appVersion"])) == ("0.1.4", "0.1.0")
+        readme = (paths.CHART / "README.md").read_text()
+        assert "Version-0.1.4" in readme and "AppVersion-0.1.0" in readme
+        assert "--version 0.1.4" in readme
+
+
+class TestReadmeContent:
+    @pytest.mark.parametrize("var", [
+        "AGENT_BACKEND_PORT", "AGENT_BACKEND_DB_HOST", "AGENT_BACKEND_DB_PORT", "AGENT_BACKEND_DB_NAME",
+        "AGENT_BACKEND_DB_USER", "ANTHROPIC_MODEL", "ENVIRONMENT", "LOG_LEVEL", "SEQERA_PLATFORM_URL",
+        "SEQERA_PLATFORM_API_URL", "SEQERA_MCP_URL", "AGENT_BACKEND_PUBLIC_URL",
+        "AGENT_BACKEND_DB_PASSWORD", "ANTHROPIC_API_KEY", "LANGCHAIN_API_KEY"])
+    def test_should_document_the_env_contract(self, var):
+        assert var in (paths.CHART / "README.md").read_text()
+
+    def test_should_keep_a_changelog_entry_for_this_version(self):
+        candidates = [paths.CHART / "CHANGELOG.md", paths.ROOT / "CHANGELOG.md"]
+        found = [p for p in candidates if p.exists()]
+        assert found, "no CHANGELOG.md"
+        text = found[0].read_text()
+        assert "Keep a Changelog" in text or "keepachangelog" in text
+        assert "## [0.1.4]" in text

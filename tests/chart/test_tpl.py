@@ -1,0 +1,113 @@
+"""Every key the contract documents as "Evaluated as a template" really is: one case per key, and
+a check that the list of cases covers every such key of the seed README's values table."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.support import helm as h
+from tests.support import k8s, paths
+
+SEED_README = paths.ROOT / "tests" / "chart" / "contract" / "seed-chart-readme.md"  # copy of the contract
+T = "{{ .Release.Name }}-{{ .Values.environment }}"  # a template...
+R = f"{h.RELEASE}-production"                       # ...and what it renders to
+
+
+def pod(objs):
+    return k8s.deployment(objs)["spec"]["template"]["spec"]
+
+
+def ingress_on(extra):
+    return k8s.merge({"ingress": {"enabled": True}}, extra)
+
+
+def by_kind_label(kind, key):
+    return lambda objs: {k8s.labels(o).get(key) for o in objs.of_kind(kind)}
+
+
+def by_kind_annotation(kind, key):
+    return lambda objs: {k8s.annotations(o).get(key) for o in objs.of_kind(kind)}
+
+
+# key -> (values, read(objs), expected)
+CASES = {
+    "global.agentBackendDomain": (
+        ingress_on({"global": {"agentBackendDomain": "{{ .Values.environment }}.agents.example.com"}}),
+        lambda o: o.get("Ingress")["spec"]["rules"][0]["host"], "production.agents.example.com"),
+    "global.mcpDomain": (
+        {"global": {"mcpDomain": "mcp-{{ .Values.environment }}.example.com"}},
+        lambda o: o.get("ConfigMap")["data"]["SEQERA_MCP_URL"], "https://mcp-production.example.com/mcp"),
+    "image.tag": (
+        {"image": {"tag": "{{ .Values.environment }}"}},
+        lambda o: k8s.app_container(o)["image"].rsplit(":", 1)[1], "production"),
+    "service.extraOptions": (
+        {"service": {"extraOptions": {"sessionAffinity": '{{ "Client" }}IP'}}},
+        lambda o: o.get("Service")["spec"]["sessionAffinity"], "ClientIP"),
+    "initContainers": (
+        {"initContainers": [{"name": "u", "image": "busybox", "command": ["echo", T]}]},
+        lambda o: k8s.init_containers(o)[0]["command"][1], R),
+    "podLabels": ({"podLabels": {"x": T}},
+                  lambda o: k8s.deployment(o)["spec"]["template"]["metadata"]["labels"]["x"], R),
+    "podAnnotations": ({"podAnnotations": {"x": T}},
+                       lambda o: k8s.deployment(o)["spec"]["template"]["metadata"]["annotations"]["x"], R),
+    "extraOptionsSpec": ({"extraOptionsSpec": {"strategy": {"type": '{{ "Recreate" }}'}}},
+                         lambda o: k8s.deployment(o)["spec"]["strategy"]["type"], "Recreate"),
+    "extraOptionsTemplateSpec": ({"extraOptionsTemplateSpec": {"nodeSelector": {"pool": T}}},
+                                 lambda o: pod(o)["nodeSelector"]["pool"], R),
+    "extraVolumes": (
+        {"extraVolumes": [{"name": "v", "configMap": {"name": T}}],
+         "extraVolumeMounts": [{"name": "v", "mountPath": "/v"}]},
+        lambda o: [v for v in pod(o)["volumes"] if v["name"] == "v"][0]["configMap"]["name"], R),
+    "extraVolumeMounts": (
+        {"extraVolumes": [{"name": "v", "emptyDir": {}}],
+         "extraVolumeMounts": [{"name": "v", "mountPath": "/data/{{ .Values.environment }}"}]},
+        lambda o: [m for m in k8s.app_container(o)["volumeMounts"] if m["name"] == "v"][0]["mountPath"],
+        "/data/production"),
+    **{f"{p}.httpGet.port": (
+        k8s.merge({"startupProbe": {"enabled": True}}, {p: {"httpGet": {"port": "{{ add 8000 2 }}"}}}),
+        (lambda name: lambda o: k8s.app_container(o)[name]["httpGet"]["port"])(p), 8002)
+       for p in ("startupProbe", "readinessProbe", "livenessProbe")},
+    "ingress.defaultBackend": (
+        ingress_on({"ingress": {"defaultBackend": {"service": {"name": T, "port": {"number": 80}}}}}),
+        lambda o: o.get("Ingress")["spec"]["defaultBackend"]["service"]["name"], R),
+    "ingress.extraHosts": (
+        ingress_on({"ingress": {"extraHosts": [{"host": "{{ .Values.environment }}.example.com"}]}}),
+        lambda o: o.get("Ingress")["spec"]["rules"][1]["host"], "production.example.com"),
+    "ingress.annotations": (ingress_on({"ingress": {"annotations": {"x": T}}}),
+                            lambda o: k8s.annotations(o.get("Ingress"))["x"], R),
+    "ingress.extraLabels": (ingress_on({"ingress": {"extraLabels": {"x": T}}}),
+                            lambda o: k8s.labels(o.get("Ingress"))["x"], R),
+    "ingress.tls": (ingress_on({"ingress": {"tls": [{"secretName": T, "hosts": ["a.example.com"]}]}}),
+                    lambda o: o.get("Ingress")["spec"]["tls"][0]["secretName"], R),
+    "secretLabels": ({"secretLabels": {"x": T}}, by_kind_label("Secret", "x"), {R}),
+    "secretAnnotations": ({"secretAnnotations": {"x": T}}, by_kind_annotation("Secret", "x"), {R}),
+    "configMapLabels": ({"configMapLabels": {"x": T}}, by_kind_label("ConfigMap", "x"), {R}),
+    "configMapAnnotations": ({"configMapAnnotations": {"x": T}},
+                             by_kind_annotation("ConfigMap", "x"), {R}),
+    "extraDeploy": (
+        {"extraDeploy": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": T}, "data": {}}]},
+        lambda o: R in o.names("ConfigMap"), True),
+}
+
+
+def seed_template_keys() -> set[str]:
+    """Keys whose description in the seed README's values table says they are templates."""
+    keys = set()
+    for line in SEED_README.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and re.search(r"evaluated as (a )?template", cells[-1], re.I):
+            keys.add(cells[0])
+    return keys
+
+
+class TestTemplateKeys:
+    def test_should_cover_every_templated_key_of_the_contract(self):
+        seed = seed_template_keys()
+        assert len(seed) >= 20, seed
+        assert not seed - set(CASES), f"no tpl case for {sorted(seed - set(CASES))}"
+
+    @pytest.mark.parametrize("key", sorted(CASES))
+    def test_should_evaluate_as_a_template(self, key):
+        values, read, expected = CASES[key]
+        assert read(h.render(k8s.values(values))) == expected
