@@ -71,8 +71,12 @@ def check_source(node: dict, path: str = "") -> list[str]:
     for key, child in node.get("properties", {}).items():
         errors.extend(check_source(child, f"{path}.{key}" if path else key))
     items = node.get("items")
-    if isinstance(items, dict) and "properties" in items:
-        for key, child in items["properties"].items():
+    if isinstance(items, dict):
+        item_types = items.get("type")
+        item_types = item_types if isinstance(item_types, list) else [item_types]
+        if "object" in item_types and "additionalProperties" not in items:
+            errors.append(f"{path}[]: object items without additionalProperties")
+        for key, child in items.get("properties", {}).items():
             errors.extend(check_source(child, f"{path}[].{key}"))
     return errors
 
