@@ -2,7 +2,6 @@
 name and key and never copied, and no sensitive string appears anywhere outside a Secret."""
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
@@ -121,48 +120,6 @@ class TestExistingSecrets:
                     assert ref == {"secret": "db-creds", "key": "pw"}, (c["name"], name)
 
 
-# Unique strings, one per sensitive value; none may appear outside a Secret's data.
-SENTINELS = {
-    "db": "SENTINEL-db-7f3a91",
-    "anthropic": "SENTINEL-anthropic-c04e2b",
-    "langchain": "SENTINEL-langchain-5d8e13",
-    "registry1": "SENTINEL-reg1-pass-a6b2f0",
-    "registry2": "SENTINEL-reg2-pass-e91c47",
-}
-
-
-def sentinel_values(extra: dict | None = None) -> dict:
-    return k8s.values({
-        "database": {"password": SENTINELS["db"]},
-        "anthropicApiKey": SENTINELS["anthropic"],
-        "langchainApiKey": SENTINELS["langchain"],
-        "global": {"imageCredentials": [
-            {"registry": "reg-one.example.com", "username": "u1", "password": SENTINELS["registry1"],
-             "email": "a@example.com"},
-            {"registry": "reg-two.example.com", "username": "u2", "password": SENTINELS["registry2"],
-             "email": "b@example.com"},
-        ]},
-    }, extra or {})
-
-
-def encodings(secret: str) -> list[str]:
-    """The forms a leaked secret could take in a manifest: raw, base64 (alone or in a user:pass)."""
-    forms = [secret, base64.b64encode(secret.encode()).decode()]
-    for user in ("u1", "u2"):
-        forms.append(base64.b64encode(f"{user}:{secret}".encode()).decode())
-    return forms
-
-
-def secret_payload(secret: dict) -> str:
-    """Everything a Secret carries in its data, decoded, including decoded docker auth strings."""
-    data = k8s.secret_data(secret)
-    parts = list(data.values())
-    if secret.get("type") == "kubernetes.io/dockerconfigjson":
-        for entry in k8s.dockerconfig(secret)["auths"].values():
-            parts.append(base64.b64decode(entry.get("auth", "")).decode())
-    return "\n".join(parts)
-
-
 class TestNoSecretOutsideSecrets:
     @pytest.mark.parametrize("extra", [
         {},
@@ -170,27 +127,27 @@ class TestNoSecretOutsideSecrets:
          "service": {"type": "NodePort"}},
     ], ids=["defaults", "ingress-nodeport-startup"])
     def test_should_keep_every_sentinel_inside_secret_data_only(self, extra):
-        objs = h.render(sentinel_values(extra))
+        objs = h.render(k8s.sentinel_values(extra))
         leaks = []
         for obj in objs:
             if obj["kind"] == "Secret":
                 meta = json.dumps(obj["metadata"])
-                leaks += [(k8s.ident(obj) + " metadata", s) for s in SENTINELS.values()
-                          for form in encodings(s) if form in meta]
+                leaks += [(k8s.ident(obj) + " metadata", s) for s in k8s.SENTINELS.values()
+                          for form in k8s.encodings(s) if form in meta]
                 continue
             text = json.dumps(obj, ensure_ascii=False)
-            leaks += [(k8s.ident(obj), s) for s in SENTINELS.values()
-                      for form in encodings(s) if form in text]
+            leaks += [(k8s.ident(obj), s) for s in k8s.SENTINELS.values()
+                      for form in k8s.encodings(s) if form in text]
         assert not leaks, leaks
-        everything = "\n".join(secret_payload(s) for s in objs.of_kind("Secret"))
-        for name, s in SENTINELS.items():
+        everything = "\n".join(k8s.secret_payload(s) for s in objs.of_kind("Secret"))
+        for name, s in k8s.SENTINELS.items():
             assert s in everything, f"{name} sentinel missing from every Secret"
 
     def test_should_not_leak_into_helm_output_outside_secret_documents(self):
-        objs = h.render(sentinel_values())
+        objs = h.render(k8s.sentinel_values())
         docs = objs.text.split("\n---")
         outside = [d for d in docs if "\nkind: Secret" not in "\n" + d]
         for doc in outside:
-            for s in SENTINELS.values():
-                for form in encodings(s):
+            for s in k8s.SENTINELS.values():
+                for form in k8s.encodings(s):
                     assert form not in doc, f"{s} found in:\n{doc[:400]}"

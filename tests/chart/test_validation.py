@@ -55,6 +55,13 @@ class TestInvalidValuesFiles:
         assert_names_key(e.value, case)
 
     @pytest.mark.parametrize("case", CASES, ids=case_id)
+    def test_should_stop_helm_install(self, case):
+        # a client-side dry-run install (helm 4 needs no cluster for it)
+        with pytest.raises(h.HelmError) as e:
+            h.notes(files=[REQUIRED, case])
+        assert_names_key(e.value, case)
+
+    @pytest.mark.parametrize("case", CASES, ids=case_id)
     def test_should_stop_helm_lint(self, case):
         with pytest.raises(h.HelmError) as e:
             h.lint(files=[REQUIRED, case])

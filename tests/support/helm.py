@@ -4,7 +4,8 @@
 caches helm's text per distinct input (values, files, --set, helm binary, chart contents) but parses
 a fresh copy on every call, so a test can mutate what it gets. Every rendered object is validated in
 strict mode against the Kubernetes 1.29 and 1.34 schemas bundled with `kubernetes-validate`; an
-object whose kind has no schema is a failure, not a warning. `lint()` runs `helm lint --strict`.
+object whose kind has no schema is a failure, not a warning. `lint()` runs `helm lint --strict`;
+`notes()` returns the NOTES.txt of a client-side `helm install --dry-run` (helm 4 only, no cluster).
 
 Failures raise `HelmError` (helm exited non-zero; carries helm's stderr) or `ManifestInvalid`
 (helm succeeded but an object is not valid Kubernetes, or output is not parseable YAML).
@@ -88,6 +89,7 @@ class Rendered(list):
 _lock = threading.Lock()
 _text_cache: dict[str, str] = {}  # cache key -> validated helm output
 _lint_cache: dict[str, str] = {}
+_notes_cache: dict[str, str] = {}
 
 
 def helm_binary(helm: str) -> Path:
@@ -257,6 +259,24 @@ def render(values: Any = None, files: Iterable[str | os.PathLike] = (),
         filtered.text = text
         return filtered
     return objs
+
+
+def notes(values: Any = None, files: Iterable[str | os.PathLike] = (), helm: str = "helm4",
+          set_: Mapping[str, Any] | Sequence[str] | None = None, *,
+          release: str = RELEASE, namespace: str = NAMESPACE, chart: Path = paths.CHART) -> str:
+    """The NOTES.txt a user sees after install: `helm install --dry-run=client` (no cluster needed).
+
+    Only helm 4 can do a client dry-run without a cluster; helm 3 always contacts one. Raises
+    HelmError when helm stops (requirement checks and schema errors stop install too)."""
+    args = ["install", release, str(chart), "--namespace", namespace, "--dry-run=client",
+            *_set_args(set_)]
+    text, key, cached = _run(helm, args, values, files, _notes_cache, chart)
+    if not cached:
+        with _lock:
+            _notes_cache[key] = text
+    marker = "\nNOTES:\n"
+    assert marker in text, f"helm printed no NOTES:\n{text[-2000:]}"
+    return text.split(marker, 1)[1]
 
 
 def lint(values: Any = None, files: Iterable[str | os.PathLike] = (), helm: str = "helm4",

@@ -208,3 +208,45 @@ def migration_container(objs: list[dict]) -> dict[str, Any]:
     found = [c for c in init_containers(objs) if c["image"] == app_image]
     assert len(found) == 1, [c["image"] for c in init_containers(objs)]
     return found[0]
+
+
+# Unique strings, one per sensitive value; none may appear outside a Secret's data.
+SENTINELS = {
+    "db": "SENTINEL-db-7f3a91",
+    "anthropic": "SENTINEL-anthropic-c04e2b",
+    "langchain": "SENTINEL-langchain-5d8e13",
+    "registry1": "SENTINEL-reg1-pass-a6b2f0",
+    "registry2": "SENTINEL-reg2-pass-e91c47",
+}
+
+
+def sentinel_values(extra: dict | None = None) -> dict:
+    return values({
+        "database": {"password": SENTINELS["db"]},
+        "anthropicApiKey": SENTINELS["anthropic"],
+        "langchainApiKey": SENTINELS["langchain"],
+        "global": {"imageCredentials": [
+            {"registry": "reg-one.example.com", "username": "u1", "password": SENTINELS["registry1"],
+             "email": "a@example.com"},
+            {"registry": "reg-two.example.com", "username": "u2", "password": SENTINELS["registry2"],
+             "email": "b@example.com"},
+        ]},
+    }, extra or {})
+
+
+def encodings(secret: str) -> list[str]:
+    """The forms a leaked secret could take in a manifest: raw, base64 (alone or in a user:pass)."""
+    forms = [secret, base64.b64encode(secret.encode()).decode()]
+    for user in ("u1", "u2"):
+        forms.append(base64.b64encode(f"{user}:{secret}".encode()).decode())
+    return forms
+
+
+def secret_payload(secret: dict) -> str:
+    """Everything a Secret carries in its data, decoded, including decoded docker auth strings."""
+    data = secret_data(secret)
+    parts = list(data.values())
+    if secret.get("type") == "kubernetes.io/dockerconfigjson":
+        for entry in dockerconfig(secret)["auths"].values():
+            parts.append(base64.b64decode(entry.get("auth", "")).decode())
+    return "\n".join(parts)

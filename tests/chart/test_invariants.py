@@ -1,0 +1,70 @@
+"""Invariants that must hold for every values file (examples and test-only files alike)."""
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from tests.support import helm as h
+from tests.support import k8s
+
+
+def sensitive_values(values_file) -> list[str]:
+    """The plain-text secrets a values file sets (database/API keys, registry passwords)."""
+    v = yaml.safe_load(values_file.read_text()) or {}
+    found = [k8s.dig(v, "database", "password"), v.get("anthropicApiKey"), v.get("langchainApiKey")]
+    found += [c.get("password") for c in k8s.dig(v, "global", "imageCredentials", default=[]) or []]
+    return [s for s in found if isinstance(s, str) and s]
+
+
+class TestInvariants:
+    def test_should_select_only_its_own_pods(self, values_file):
+        objs = h.render(files=[values_file])
+        dep = k8s.deployment(objs)
+        pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+        for selector in (dep["spec"]["selector"]["matchLabels"], objs.get("Service")["spec"]["selector"]):
+            assert selector.items() <= pod_labels.items()
+            assert selector["app.kubernetes.io/instance"] == h.RELEASE
+
+    def test_should_target_a_port_the_container_exposes(self, values_file):
+        objs = h.render(files=[values_file])
+        container = k8s.app_container(objs)
+        names = {p["name"] for p in container["ports"]}
+        numbers = {p["containerPort"] for p in container["ports"]}
+        main = objs.get("Service")["spec"]["ports"][0]
+        assert main["targetPort"] in names | numbers
+
+    def test_should_probe_the_health_route_on_the_http_port(self, values_file):
+        objs = h.render(files=[values_file])
+        container = k8s.app_container(objs)
+        http = [p for p in container["ports"] if p["name"] == "http"][0]
+        for name in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if name in container:
+                assert container[name]["httpGet"]["path"] == "/health"
+                assert container[name]["httpGet"]["port"] in ("http", http["containerPort"])
+
+    def test_should_carry_both_checksums(self, values_file):
+        ann = k8s.deployment(h.render(files=[values_file]))["spec"]["template"]["metadata"]["annotations"]
+        assert len(ann["checksum/config"]) == 64
+        assert len(ann["checksum/secret"]) == 64
+
+    def test_should_use_a_service_account_it_renders(self, values_file):
+        objs = h.render(files=[values_file])
+        name = k8s.deployment(objs)["spec"]["template"]["spec"]["serviceAccountName"]
+        assert objs.get("ServiceAccount", name)
+
+    def test_should_keep_plain_secrets_inside_secret_objects(self, values_file):
+        objs = h.render(files=[values_file])
+        secrets = sensitive_values(values_file)
+        payload = "\n".join(k8s.secret_payload(s) for s in objs.of_kind("Secret"))
+        for secret in secrets:
+            assert secret in payload
+            for obj in objs:
+                text = json.dumps(obj["metadata"] if obj["kind"] == "Secret" else obj, ensure_ascii=False)
+                assert secret not in text, k8s.ident(obj)
+
+    def test_should_reference_every_credential_from_a_secret(self, values_file):
+        objs = h.render(files=[values_file])
+        env = k8s.resolved_env(k8s.app_container(objs), objs)
+        for var in ("AGENT_BACKEND_DB_PASSWORD", "ANTHROPIC_API_KEY", "LANGCHAIN_API_KEY"):
+            assert "secret" in env[var], var

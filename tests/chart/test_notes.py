@@ -1,0 +1,84 @@
+"""NOTES.txt: after install the user learns how to reach and check the service, and which images
+the release pulls (the documented way to list images for vendoring). Never any secret."""
+from __future__ import annotations
+
+import shlex
+import subprocess
+
+from tests.support import helm as h
+from tests.support import k8s, paths
+
+
+def pod_images(objs) -> set[str]:
+    spec = k8s.deployment(objs)["spec"]["template"]["spec"]
+    return {c["image"] for c in k8s.all_containers(spec)}
+
+
+class TestNotes:
+    def test_should_tell_how_to_check_the_health_route(self):
+        text = h.notes(k8s.values())
+        assert "/health" in text
+        assert f"svc/{h.RELEASE}-agent-backend" in text
+        assert f"--namespace {h.NAMESPACE}" in text
+
+    def test_should_give_the_public_url_when_the_ingress_is_on(self):
+        text = h.notes(k8s.values({"ingress": {"enabled": True},
+                                   "global": {"platformExternalDomain": "acme.io"}}))
+        assert "https://ai.acme.io" in text
+
+    @staticmethod
+    def listed_images(text: str) -> list[str]:
+        """The indented lines under "Images this release pulls:"."""
+        section = text.split("Images this release pulls:", 1)[1]
+        out = []
+        for line in section.splitlines()[1:]:
+            if not line.startswith("  ") or not line.strip():
+                break
+            out.append(line.strip())
+        return out
+
+    def test_should_list_the_chart_images(self, values_file):
+        listed = self.listed_images(h.notes(files=[values_file]))
+        objs = h.render(files=[values_file])
+        chart_images = {k8s.app_container(objs)["image"]} | {
+            c["image"] for c in k8s.init_containers(objs) if c["name"] in ("wait-for-mysql", "db-migration")}
+        assert len(listed) == len(set(listed)), listed
+        assert set(listed) == chart_images
+
+
+class TestImageListingCommand:
+    """The README's "Vendoring images" command lists every image the pods will pull."""
+
+    @staticmethod
+    def readme_command() -> str:
+        readme = (paths.CHART / "README.md").read_text()
+        section = readme.split("To list every image", 1)[1]
+        block = section.split("```console", 1)[1].split("```", 1)[0]
+        return block.strip().replace("\\\n", " ")
+
+    def test_should_list_every_pod_image(self, values_file):
+        command = self.readme_command()
+        assert command.startswith("helm template ")
+        command = (command.replace("helm template", shlex.quote(str(h.helm_binary("helm4"))) + " template", 1)
+                   .replace("./charts/agent-backend", shlex.quote(str(paths.CHART)))
+                   .replace("my-values.yaml", shlex.quote(str(values_file))))
+        result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True,
+                                env=h.helm_env("helm4"), cwd=paths.ROOT, timeout=120)
+        assert result.returncode == 0, result.stderr
+        listed = result.stdout.split()
+        objs = h.render(files=[values_file])
+        expected = {c["image"] for o in objs if k8s.pod_spec(o) is not None
+                    for c in k8s.all_containers(k8s.pod_spec(o))}
+        assert sorted(listed) == sorted(expected)
+
+
+class TestNotesSafety:
+    def test_should_never_print_a_secret(self):
+        text = h.notes(k8s.sentinel_values({"ingress": {"enabled": True}}))
+        for s in k8s.SENTINELS.values():
+            for form in k8s.encodings(s):
+                assert form not in text
+
+    def test_should_be_printed_for_the_examples(self):
+        for example in sorted(paths.VALUES_EXAMPLES.glob("*.yaml")):
+            assert "/health" in h.notes(files=[example]), example.name
