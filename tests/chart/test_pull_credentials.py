@@ -102,6 +102,32 @@ class TestPodPullSecretUnion:
         assert len(names) == len(set(names)), names
         assert set(names) == {"shared", "g1", "img1", "sa1"}
 
+    def test_should_keep_the_documented_order(self):
+        objs = h.render(k8s.values({
+            "serviceAccount": {"imagePullSecretNames": ["sa1"]},
+            "initContainerDependencies": {"waitForMySQL": {"image": {"pullSecrets": ["mysql1"]}}},
+            "image": {"pullSecrets": ["img1"]},
+            "global": {"imageCredentialsSecrets": ["g1"],
+                       "imageCredentials": [cred("one.example.com")]},
+        }))
+        registry = pull_secret(objs)["metadata"]["name"]
+        assert registry == f"{h.RELEASE}-agent-backend-registry"
+        assert pod_pull_secrets(objs) == [registry, "g1", "img1", "mysql1", "sa1"]
+
+    def test_should_accept_names_or_objects(self):
+        objs = h.render(k8s.values({
+            "global": {"imageCredentialsSecrets": [{"name": "g1"}, "g2"]},
+            "image": {"pullSecrets": [{"name": "img1"}, "g1"]},
+            "serviceAccount": {"imagePullSecretNames": ["sa1"]},
+        }))
+        assert pod_pull_secrets(objs) == ["g1", "g2", "img1", "sa1"]
+        assert sa_pull_secrets(objs) == ["sa1"]
+
+    def test_should_leave_out_the_wait_for_mysql_secrets_when_it_does_not_run(self):
+        objs = h.render(k8s.values({"initContainerDependencies": {"waitForMySQL": {
+            "enabled": False, "image": {"pullSecrets": ["mysql1"]}}}}))
+        assert "mysql1" not in pod_pull_secrets(objs)
+
     def test_should_put_service_account_pull_secrets_on_the_service_account(self):
         objs = h.render(k8s.values({"serviceAccount": {"imagePullSecretNames": ["sa1", "sa2"]}}))
         assert sa_pull_secrets(objs) == ["sa1", "sa2"]
