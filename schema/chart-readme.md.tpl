@@ -53,7 +53,8 @@ Mistakes are stopped before anything reaches the cluster, by `helm template`, `h
 `helm install` alike, with a message that names the key to fix:
 
 - `values.schema.json` rejects unknown keys (every object is closed, except free-form maps such as
-  labels, annotations and the `extraOptions*` keys), wrong types, values outside the enums (pull
+  labels, annotations, the `extraOptions*` keys and Kubernetes objects you pass through, and
+  `global`, which stays open because a parent chart copies its own globals into it), wrong types, values outside the enums (pull
   policies, `service.type`, `logLevel`, `ingress.defaultPathType`), malformed digests
   (`sha256:<64 hex>`) and ports out of range (1-65535; `nodePort` 30000-32767).
 - One template (`templates/_validate.tpl`) checks what a schema cannot, for example
@@ -61,7 +62,9 @@ Mistakes are stopped before anything reaches the cluster, by `helm template`, `h
   an incomplete `global.imageCredentials` entry, a `nodePort` with `service.type: ClusterIP`, a
   domain that renders empty or carries a scheme, and keys of `extraOptionsSpec` /
   `extraOptionsTemplateSpec` / `service.extraOptions` the chart owns (`selector`, `template`,
-  `containers`, `initContainers`, `volumes`, `imagePullSecrets`, `type`, `ports`).
+  `containers`, `initContainers`, `volumes`, `imagePullSecrets`, `type`, `ports`). `helm lint`
+  reports the same messages as an `[ERROR]` (helm's lint mode turns `fail` into a log line, so the
+  chart raises them as the name of a missing template there).
 
 ## Installing the chart
 
