@@ -55,12 +55,6 @@ class TestExtraEnv:
         assert {"configMapRef": {"name": "cm-b"}} in env_from
         assert {"secretRef": {"name": "sec-a"}} in env_from
 
-    def test_should_not_let_extra_configmaps_override_the_chart_settings(self):
-        # env beats envFrom in Kubernetes; the chart's own settings must come last or via env.
-        objs = h.render(k8s.values({"extraEnvVarsCMs": ["cm-a"]}))
-        env = k8s.resolved_env(k8s.app_container(objs), objs)
-        assert env["AGENT_BACKEND_DB_HOST"]["value"] == "mysql.db.svc"
-
 
 class TestVolumes:
     def test_should_mount_a_writable_tmp(self):
