@@ -17,6 +17,24 @@ import os
 from typing import Mapping
 from urllib.parse import urlsplit
 
+# The chart's env contract (ConfigMap + Secret): every one of these is read by load_config().
+CHART_ENV_VARS: tuple[str, ...] = (
+    "AGENT_BACKEND_PORT", "AGENT_BACKEND_DB_HOST", "AGENT_BACKEND_DB_PORT", "AGENT_BACKEND_DB_NAME",
+    "AGENT_BACKEND_DB_USER", "AGENT_BACKEND_DB_PASSWORD", "ANTHROPIC_API_KEY", "ANTHROPIC_MODEL",
+    "LANGCHAIN_API_KEY", "ENVIRONMENT", "LOG_LEVEL", "SEQERA_PLATFORM_URL", "SEQERA_PLATFORM_API_URL",
+    "SEQERA_MCP_URL", "AGENT_BACKEND_PUBLIC_URL",
+)
+# Service-only optional overrides (never set by the chart).
+OVERRIDE_ENV_VARS: tuple[str, ...] = ("ANTHROPIC_BASE_URL", "LANGSMITH_ENDPOINT")
+ENV_VARS: tuple[str, ...] = CHART_ENV_VARS + OVERRIDE_ENV_VARS
+# Start-up fails when one of these is unset or empty.
+REQUIRED_ENV_VARS: tuple[str, ...] = (
+    "AGENT_BACKEND_DB_HOST", "AGENT_BACKEND_DB_NAME", "AGENT_BACKEND_DB_USER", "ANTHROPIC_API_KEY",
+    "ANTHROPIC_MODEL", "SEQERA_PLATFORM_API_URL",
+)
+# The subset the migration runner (./init.sh) reads.
+DB_ENV_VARS: tuple[str, ...] = ("AGENT_BACKEND_DB_HOST", "AGENT_BACKEND_DB_PORT", "AGENT_BACKEND_DB_NAME",
+                                "AGENT_BACKEND_DB_USER", "AGENT_BACKEND_DB_PASSWORD", "LOG_LEVEL")
 SECRET_VARS = frozenset({"AGENT_BACKEND_DB_PASSWORD", "ANTHROPIC_API_KEY", "LANGCHAIN_API_KEY"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_LANGSMITH_ENDPOINT = "https://api.smith.langchain.com"
@@ -82,7 +100,19 @@ class Config:
         return "Config(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
-def _get(env: Mapping[str, str], name: str, *, required: bool, default: str | None = None) -> str | None:
+class _Env:
+    """The environment as load_config() may see it: only names listed in ENV_VARS can be read."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self._env = env
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        if name not in ENV_VARS:
+            raise AssertionError(f"{name} is not declared in agent_backend.config.ENV_VARS")
+        return self._env.get(name, default)
+
+
+def _get(env: _Env, name: str, *, required: bool, default: str | None = None) -> str | None:
     value = env.get(name)
     if value is None or value.strip() == "":
         if required:
@@ -91,7 +121,7 @@ def _get(env: Mapping[str, str], name: str, *, required: bool, default: str | No
     return value.strip()
 
 
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
+def _port(env: _Env, name: str, default: int) -> int:
     raw = _get(env, name, required=False)
     if raw is None:
         return default
@@ -104,7 +134,7 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return port
 
 
-def _url(env: Mapping[str, str], name: str, *, required: bool, default: str | None = None) -> str | None:
+def _url(env: _Env, name: str, *, required: bool, default: str | None = None) -> str | None:
     raw = _get(env, name, required=required, default=default)
     if raw is None:
         return None
@@ -117,7 +147,7 @@ def _url(env: Mapping[str, str], name: str, *, required: bool, default: str | No
 
 def load_db_config(env: Mapping[str, str] | None = None) -> DatabaseConfig:
     """The database settings only (what the migration runner needs)."""
-    env = os.environ if env is None else env
+    env = _Env(os.environ if env is None else env)
     return DatabaseConfig(
         host=_get(env, "AGENT_BACKEND_DB_HOST", required=True),
         port=_port(env, "AGENT_BACKEND_DB_PORT", 3306),
@@ -130,8 +160,9 @@ def load_db_config(env: Mapping[str, str] | None = None) -> DatabaseConfig:
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Everything the service needs, validated. Raises ConfigError naming the first bad variable."""
-    env = os.environ if env is None else env
-    db = load_db_config(env)
+    raw = os.environ if env is None else env
+    env = _Env(raw)
+    db = load_db_config(raw)
     log_level = (_get(env, "LOG_LEVEL", required=False, default="INFO") or "INFO").upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
