@@ -11,6 +11,7 @@ import pytest
 
 from agent_backend import config as service_config
 from tests.contract.examples import CREDENTIALS, Example, user_objects
+from tests.support.helm import render
 from tests.support.localpod import LocalPod, SecretOnArgv, secret_values
 
 
@@ -164,3 +165,10 @@ def test_no_secret_reaches_a_command_line(example: Example) -> None:
         joined = "\0".join(argv)
         leaked = [v for v in values if v in joined]
         assert not leaked, f"{example.id}: {c['name']} has a secret value on its command line"
+
+
+def test_helm3_renders_the_same_objects_as_helm4(example: Example) -> None:
+    """The process-level contract tests run what helm 4 renders; helm 3 must render the very same objects."""
+    helm3 = render(files=[example.path], helm="helm3")
+    assert [dict(o) for o in helm3] == [dict(o) for o in example.objs], (
+        f"{example.id}: helm 3.18 and helm 4.1 render different objects")
