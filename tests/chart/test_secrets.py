@@ -151,3 +151,24 @@ class TestNoSecretOutsideSecrets:
             for s in k8s.SENTINELS.values():
                 for form in k8s.encodings(s):
                     assert form not in doc, f"{s} found in:\n{doc[:400]}"
+
+
+class TestExamples:
+    def test_should_keep_every_credential_external_in_the_existing_secrets_example(self):
+        objs = h.render(files=[paths.VALUES_EXAMPLES / "existing-secrets.yaml"])
+        assert chart_secrets(objs) == []
+        assert objs.of_kind("Secret") == []
+        assert app_secret_refs(objs) == {
+            "AGENT_BACKEND_DB_PASSWORD": {"secret": "agent-backend-db", "key": "AGENT_BACKEND_DB_PASSWORD"},
+            "ANTHROPIC_API_KEY": {"secret": "agent-backend-api-keys", "key": "ANTHROPIC_API_KEY"},
+            "LANGCHAIN_API_KEY": {"secret": "agent-backend-api-keys", "key": "LANGCHAIN_API_KEY"},
+        }
+        pod = k8s.deployment(objs)["spec"]["template"]["spec"]
+        assert [s["name"] for s in pod["imagePullSecrets"]] == ["cr-seqera-io"]
+
+    def test_should_store_every_credential_in_the_chart_secret_in_the_minimal_example(self):
+        objs = h.render(files=[paths.VALUES_EXAMPLES / "minimal.yaml"])
+        (secret,) = chart_secrets(objs)
+        assert set(k8s.secret_data(secret)) == {var for *_, var in CREDENTIALS.values()}
+        refs = app_secret_refs(objs)
+        assert {r["secret"] for r in refs.values()} == {secret["metadata"]["name"]}
