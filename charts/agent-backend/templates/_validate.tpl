@@ -100,6 +100,13 @@
 {{- $errors = append $errors (printf "agent-backend: extraVolumes[%d] is named tmp, which the chart uses for /tmp; rename it" $i) -}}
 {{- end -}}
 {{- end -}}
+{{- range $i, $var := ($v.extraEnvVars | default list) -}}
+{{- range (include "agent-backend.secrets.credentials" $ | fromYamlArray) -}}
+{{- if eq (toString (get $var "name")) .env -}}
+{{- $errors = append $errors (printf "agent-backend: extraEnvVars[%d] sets %s, which the chart sets from a Secret; use %s or %s instead" $i .env .valueKey .nameKey) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if not $v.dbMigrationInitContainer.command -}}
 {{- $errors = append $errors "agent-backend: set dbMigrationInitContainer.command (default [\"./init.sh\"])" -}}
 {{- end -}}
