@@ -113,7 +113,7 @@ class Demo:
     def __init__(self, once: bool, port: int) -> None:
         self.once = once
         self.requested_port = port
-        self.tmp = Path(tempfile.mkdtemp(prefix="agent-backend-demo-"))
+        self.tmp = Path(tempfile.mkdtemp(prefix="ab-demo-"))
         self._cleanups: list[tuple[str, Callable[[], None]]] = []
         self.results: list[tuple[str, bool]] = []
         self.token = "demo-" + secrets.token_urlsafe(16)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import Iterator
+
+import pytest
 
 from tests.support import paths
 from tests.support.standins._server import free_port
@@ -34,9 +39,16 @@ def processes_referring_to(text: str) -> list[str]:
     return found
 
 
-def test_demo_once_succeeds_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
+@pytest.fixture
+def tmpdir_short() -> Iterator[Path]:
+    """A TMPDIR for the demo with a short path: MariaDB's unix socket path must stay under 108 bytes."""
+    d = Path(tempfile.mkdtemp(prefix="demo-test-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_demo_once_succeeds_and_leaves_nothing_behind(tmpdir_short: Path) -> None:
+    tmpdir = tmpdir_short
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}  # no internet: the stand-in model
     env["TMPDIR"] = str(tmpdir)
     proc = subprocess.run([str(PYTHON), "ci/demo.py", "--once", "--port", str(free_port())],

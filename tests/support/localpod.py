@@ -23,7 +23,8 @@ What it does, following Kubernetes' own rules:
   and CMD, read from service/Dockerfile (parsed, never copied here). A `$(VAR)` that would put a
   Secret's value on a command line is refused (SecretOnArgv).
 - the image: containers running the app image start in service/ (standing in for the image's
-  WORKDIR, /app) and get the Dockerfile's ENV; every container's PATH starts with .venv/bin, so
+  WORKDIR, /app) and get the Dockerfile's ENV (paths in it under WORKDIR or an emptyDir mount such
+  as /tmp are mapped to their local stand-ins); every container's PATH starts with .venv/bin, so
   `python` is the venv's. Other images (the wait-for-MySQL one) run in a scratch directory with the
   machine's tools (Debian's `mysql` client is MariaDB's).
 - processes get only the pod's environment (plus PATH, HOME in the scratch dir, HOSTNAME), never
@@ -395,20 +396,37 @@ class LocalPod:
 
     def process_env(self, container: Mapping[str, Any]) -> dict[str, str]:
         """The full environment the local process gets: image ENV, PATH/HOME/HOSTNAME, the pod's env."""
-        env: dict[str, str] = {}
+        env: dict[str, str] = {"HOME": str(self.home)}
         if self.runs_app_image(container):
-            workdir = self.image.workdir.rstrip("/") or "/"
             for k, v in self.image.env:
                 if k != "PATH":  # the image's PATH points into the image; ours starts with .venv/bin
-                    env[k] = v.replace(workdir, str(self.image.local_dir())) if workdir != "/" else v
+                    env[k] = self.local_path(container, v)
         env.update({
             "PATH": f"{VENV_BIN}:{SYSTEM_PATH}",
-            "HOME": str(self.home),
             "HOSTNAME": f"{self.deployment['metadata']['name']}-local",
             "LANG": env.get("LANG", "C.UTF-8"),
         })
         env.update(self.resolve_env(container).values)
         return env
+
+    def local_path(self, container: Mapping[str, Any], value: str) -> str:
+        """An in-container path -> its local stand-in: the image's WORKDIR -> service/, an emptyDir
+        mount -> a directory under the scratch dir. Other values are returned unchanged."""
+        volumes = {v["name"]: v for v in self.spec.get("volumes") or []}
+        mounts = []
+        for m in container.get("volumeMounts") or []:
+            vol = volumes.get(m["name"], {})
+            if "emptyDir" in vol:
+                local = self.scratch / "volumes" / m["name"]
+                local.mkdir(parents=True, exist_ok=True)
+                mounts.append((m["mountPath"].rstrip("/"), str(local)))
+        workdir = self.image.workdir.rstrip("/")
+        if workdir and self.runs_app_image(container):
+            mounts.append((workdir, str(self.image.local_dir())))
+        for path, local in sorted(mounts, key=lambda m: -len(m[0])):
+            if value == path or value.startswith(path + "/"):
+                return local + value[len(path):]
+        return value
 
     # ---- command line --------------------------------------------------------------------------
     def argv(self, container: Mapping[str, Any]) -> list[str]:
