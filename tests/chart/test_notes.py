@@ -28,10 +28,12 @@ class TestNotes:
 
     @staticmethod
     def listed_images(text: str) -> list[str]:
-        """The indented lines under "Images this release pulls:"."""
-        section = text.split("Images this release pulls:", 1)[1]
+        """The indented lines under the "Images ...:" heading of the notes."""
+        lines = text.splitlines()
+        heading = [i for i, line in enumerate(lines) if line.startswith("Images") and line.rstrip().endswith(":")]
+        assert len(heading) == 1, f"no single 'Images ...:' heading in NOTES:\n{text}"
         out = []
-        for line in section.splitlines()[1:]:
+        for line in lines[heading[0] + 1:]:
             if not line.startswith("  ") or not line.strip():
                 break
             out.append(line.strip())
