@@ -65,10 +65,20 @@ class TestPlainTextSecrets:
             ref = k8s.dig(env, var, "valueFrom", "secretKeyRef")
             assert ref and (ref["name"], ref["key"]) == (secret_name, var), (var, env.get(var))
 
-    def test_should_keep_unicode_and_quotes_in_plain_values(self):
-        tricky = "pä$$\"wörd'\\n{{ not a template }}"
-        objs = h.render(k8s.values({"database": {"password": tricky}}))
-        assert k8s.secret_data(chart_secrets(objs)[0])["AGENT_BACKEND_DB_PASSWORD"] == tricky
+    @pytest.mark.parametrize("tricky", [
+        "pä$$\"wörd'\\n{{ not a template }}",
+        "  leading and trailing spaces  ",
+        "multi\nline\n",
+        "0123",
+        "true",
+        "- not: a list",
+    ], ids=["unicode-quotes-braces", "spaces", "newlines", "leading-zero", "yaml-bool", "yaml-syntax"])
+    def test_should_store_plain_values_byte_for_byte(self, tricky):
+        objs = h.render(k8s.values({"database": {"password": tricky}, "anthropicApiKey": tricky,
+                                    "langchainApiKey": tricky}))
+        data = k8s.secret_data(chart_secrets(objs)[0])
+        for *_, var in CREDENTIALS.values():
+            assert data[var] == tricky, var
 
 
 class TestExistingSecrets:

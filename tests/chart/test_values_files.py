@@ -44,6 +44,10 @@ class TestValuesFiles:
         out = h.lint(files=[values_file], helm=helm)
         assert "0 chart(s) failed" in out, out
 
+    def test_should_render_the_same_for_the_oldest_validated_kubernetes(self, values_file):
+        old = h.render(files=[values_file], kube_version=h.VALIDATE_VERSIONS[0] + ".0")
+        assert old == h.render(files=[values_file])
+
     def test_should_render_identically_on_both_helms(self, values_file):
         assert h.render(files=[values_file], helm="helm4") == h.render(files=[values_file], helm="helm3")
 
