@@ -199,7 +199,10 @@ when you set them there (the chart does not).
   credentials), then `db-migration` (the app image running `dbMigrationInitContainer.command`,
   `./init.sh` by default). The app container listens on the container port `http`
   (`service.http.targetPort`), has a writable `/tmp` (`emptyDir`, the root filesystem is read-only)
-  and the probes of the values table. `extraOptionsSpec` is merged under `.spec` and
+  and the probes of the values table. The service's `GET /health` answers 200 while the process
+  serves (liveness); `GET /health?ready=1` answers 503 while MySQL is unreachable or not migrated, or
+  while the pod drains: set `readinessProbe.httpGet.path: /health?ready=1` to take pods out of the
+  Service during a database outage (the default keeps the seed's `/health`). `extraOptionsSpec` is merged under `.spec` and
   `extraOptionsTemplateSpec` under `.spec.template.spec` (your keys win there, maps are merged), but
   neither can replace the selector, the pod template, the containers, the volumes or the pull secrets.
 - **ConfigMap** (the environment contract above), **Secret** (plain-text credentials), and the
