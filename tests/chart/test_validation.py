@@ -29,10 +29,16 @@ def normalise(stderr: str) -> str:
     return re.sub(r"'(/[^']*)'", lambda m: f"{m[0]} ({m[1][1:].replace('/', '.')})", stderr)
 
 
+# The plain-text credentials of required.yaml: an error message must never repeat them.
+SECRETS_IN_BASE = ("db-password", "anthropic-key", "langchain-key")
+
+
 def assert_names_key(err: h.HelmError, case: Path):
     message = normalise(err.stderr + err.stdout)
     missing = [e for e in expectations(case) if e not in message]
     assert not missing, f"{case.name}: {missing} not in helm's message:\n{message}"
+    leaked = [s for s in SECRETS_IN_BASE if s in message]
+    assert not leaked, f"{case.name}: helm's message repeats a credential: {leaked}"
 
 
 def case_id(case: Path) -> str:
