@@ -130,6 +130,8 @@ class TestExtraOptionsSpec:
         assert terms[0]["podAffinityTerm"]["labelSelector"]["matchLabels"][
             "app.kubernetes.io/instance"] == "prod"
         assert k8s.app_container(objs)["startupProbe"]["failureThreshold"] == 30
+        assert k8s.app_container(objs)["readinessProbe"]["httpGet"]["path"] == "/health?ready=1"
+        assert k8s.app_container(objs)["livenessProbe"]["httpGet"]["path"] == "/health"
 
     @pytest.mark.parametrize("owned", [{"selector": {"matchLabels": {"a": "b"}}},
                                        {"template": {"metadata": {"labels": {"a": "b"}}}}],
