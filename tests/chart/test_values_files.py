@@ -70,5 +70,12 @@ class TestMaximalLintFile:
                    if k8s.dig(maximal, *p.split("."), default=KeyError) is KeyError]
         assert not missing, f"lint-maximal.yaml does not set: {missing}"
 
+    def test_should_render_every_template_of_the_chart(self):
+        objs = h.render(files=[TEST_VALUES / "lint-maximal.yaml"])
+        sources = {o.source for o in objs}
+        templates = {f"templates/{p.name}" for p in (paths.CHART / "templates").glob("*.yaml")}
+        # validate.yaml only ever stops a render; it never produces an object.
+        assert templates - {"templates/validate.yaml"} <= sources, templates - sources
+
     def test_should_be_among_the_rendered_values_files(self):
         assert TEST_VALUES / "lint-maximal.yaml" in values_files()
