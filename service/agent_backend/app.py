@@ -12,7 +12,7 @@ import aiohttp
 import pymysql
 from aiohttp import web
 
-from .auth import OPEN_ROUTES, AuthError, Authenticator, bearer_token
+from .auth import OPEN_ROUTES, USER, AuthError, Authenticator, bearer_token
 from .config import Config
 from .db import Database, DatabaseUnavailable
 from .events import EventStreamer, EventWriter
@@ -38,6 +38,7 @@ class Context:
     runs: RunManager | None = None
     streamer: EventStreamer | None = None
     monitor: asyncio.Task | None = None
+    stopping: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 CTX = web.AppKey("agent_backend_context", Context)
@@ -81,7 +82,7 @@ async def errors_middleware(request: web.Request, handler):
     finally:
         if access.isEnabledFor(logging.INFO) or (request.path == "/health" and access.isEnabledFor(logging.DEBUG)):
             level = logging.DEBUG if request.path == "/health" else logging.INFO
-            user = request.get("user")
+            user = request.get(USER)
             log(access, level, "request", method=request.method, path=request.path, status=status,
                 duration_ms=round((time.monotonic() - started) * 1000, 2),
                 user_id=user.id if user else None, client_version=request.headers.get("X-Client-Version"))
@@ -96,13 +97,13 @@ async def auth_middleware(request: web.Request, handler):
     token = bearer_token(request)
     if token is None:
         raise AuthError(401, "Missing bearer token (Authorization: Bearer <Seqera Platform access token>)")
-    request["user"] = await request.app[CTX].auth.authenticate(token)
+    request[USER] = await request.app[CTX].auth.authenticate(token)
     return await handler(request)
 
 
 async def _monitor_db(c: Context) -> None:
     """Keeps c.db.healthy current for /health readiness: the schema must be reachable and migrated."""
-    while True:
+    while not c.stopping.is_set():
         try:
             row = await c.db.fetchone("SELECT MAX(version) FROM schema_migrations")
             if row is None or row[0] is None:
@@ -113,7 +114,9 @@ async def _monitor_db(c: Context) -> None:
             if c.db.healthy is not False:
                 log(logger, logging.ERROR, "database schema missing: run ./init.sh (migrations)")
             c.db.healthy, c.db.last_error = False, "schema not migrated"
-        await asyncio.sleep(5.0 if c.db.healthy else 1.0)
+        stop = asyncio.ensure_future(c.stopping.wait())
+        await asyncio.wait((stop,), timeout=5.0 if c.db.healthy else 1.0)
+        stop.cancel()
 
 
 async def _on_startup(app: web.Application) -> None:
@@ -146,10 +149,10 @@ async def _on_shutdown(app: web.Application) -> None:
 
 async def _on_cleanup(app: web.Application) -> None:
     c = app[CTX]
+    c.stopping.set()
     if c.monitor:
+        await asyncio.wait((c.monitor,), timeout=2)
         c.monitor.cancel()
-        with contextlib.suppress(BaseException):
-            await c.monitor
     if c.runs and not c.runs.closing.is_set():
         await c.runs.shutdown(0)
     if c.writer:

@@ -98,6 +98,9 @@ class Authenticator:
         return User(id=str(user["id"]), name=user.get("userName") or user.get("email"), info=body)
 
 
+USER = web.RequestKey("agent_backend_user", User)
+
+
 def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

@@ -59,7 +59,8 @@ class Database:
         if self._pool is not None:
             self._pool.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pool.wait_closed(), 5)
+                async with asyncio.timeout(5):
+                    await self._pool.wait_closed()
             self._pool = None
 
     def _mark_down(self, exc: BaseException) -> None:
@@ -83,7 +84,8 @@ class Database:
         if time.monotonic() < self._down_until:
             raise DatabaseUnavailable("database unavailable")
         try:
-            conn = await asyncio.wait_for(self._pool.acquire(), self.cfg.acquire_timeout)
+            async with asyncio.timeout(self.cfg.acquire_timeout):
+                conn = await self._pool.acquire()
         except (asyncio.TimeoutError, OSError, pymysql.MySQLError, RuntimeError) as exc:
             self._mark_down(exc)
             raise DatabaseUnavailable("database unavailable") from None
@@ -115,7 +117,8 @@ class Database:
                 return rows, cur.rowcount, cur.lastrowid
             finally:
                 await cur.close()
-        return await asyncio.wait_for(go(), self.cfg.query_timeout)
+        async with asyncio.timeout(self.cfg.query_timeout):
+            return await go()
 
     async def fetchall(self, sql: str, args: Any = None) -> list[tuple]:
         async with self.connection() as conn:
@@ -139,15 +142,18 @@ class Database:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator["Tx"]:
         async with self.connection() as conn:
-            await asyncio.wait_for(conn.begin(), self.cfg.query_timeout)
+            async with asyncio.timeout(self.cfg.query_timeout):
+                await conn.begin()
             tx = Tx(self, conn)
             try:
                 yield tx
             except BaseException:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.rollback(), self.cfg.query_timeout)
+                    async with asyncio.timeout(self.cfg.query_timeout):
+                        await conn.rollback()
                 raise
-            await asyncio.wait_for(conn.commit(), self.cfg.query_timeout)
+            async with asyncio.timeout(self.cfg.query_timeout):
+                await conn.commit()
 
     async def ping(self) -> bool:
         try:

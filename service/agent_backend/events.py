@@ -75,8 +75,8 @@ class Hub:
             fut.set_result(None)
 
     async def wait(self, timeout: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._changed), timeout)
+        if timeout > 0:
+            await asyncio.wait((self._changed,), timeout=timeout)
 
     def frames_from(self, seq: int) -> list[tuple[int, bool, bytes]]:
         idx = seq - self.first_seq
@@ -110,8 +110,9 @@ class EventWriter:
         self._closing = True
         self._wake.set()
         if self._task:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._task, WRITE_RETRY_S + 1)
+            await asyncio.wait((self._task,), timeout=WRITE_RETRY_S + 1)
+            if not self._task.done():
+                self._task.cancel()
 
     def emit(self, hub: Hub, part: dict, *, durable: bool = False) -> asyncio.Future | None:
         """Queue a part; with durable=True returns a future resolved once it is stored."""

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from . import db as q
-from .auth import AuthError, User
+from .auth import USER, AuthError, User
 from .logs import log
 from .runs import RunConflict, ServiceDraining, UsageLimitReached
 
@@ -88,7 +88,7 @@ def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -
 
 
 def user_of(request: web.Request) -> User:
-    return request["user"]
+    return request[USER]
 
 
 async def owned_session(request: web.Request) -> dict:

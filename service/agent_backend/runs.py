@@ -119,6 +119,11 @@ class Run:
             self.cancel_reason = self.cancel_reason or reason
             self.task.cancel()
 
+    def _checkpoint(self) -> None:
+        # A cancel request is also honoured here, in case a library swallowed the task cancellation.
+        if self.cancel_reason is not None:
+            raise asyncio.CancelledError()
+
     def resolve_tool(self, request_id: str, result: dict) -> bool:
         fut = self.tool_waiters.get(request_id)
         if fut is None or fut.done():
@@ -143,14 +148,16 @@ class Run:
             system = system_prompt(cwd=cwd, directory_context=dctx, instruction_context=ictx, mode=self.mode,
                                    local_execution=local)
             for step in range(cfg.max_steps):
+                self._checkpoint()
                 state = self.state = StepState()
                 child = span.child("anthropic.messages", "llm",
                                    {"model": cfg.anthropic_model, "step": step, "messages": len(history)})
                 try:
                     await self.mgr.llm.stream(
                         system=system, messages=history, tools=tools, state=state,
-                        on_text=lambda d: (answer_text.append(d), self.emit({"type": "text-delta", "delta": d})),
-                        on_thinking=lambda d: self.emit({"type": "reasoning", "delta": d}))
+                        on_text=lambda d: (self._checkpoint(), answer_text.append(d),
+                                           self.emit({"type": "text-delta", "delta": d})),
+                        on_thinking=lambda d: (self._checkpoint(), self.emit({"type": "reasoning", "delta": d})))
                 except UpstreamError as exc:
                     child.end(error=str(exc))
                     await self._record_usage(state)
@@ -198,7 +205,8 @@ class Run:
             finish_reason = "cancelled" if reason == "user" else None
             error = None if reason == "user" else "interrupted by shutdown"
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.emit(part, durable=True), 10)
+                async with asyncio.timeout(10):
+                    await self.emit(part, durable=True)
         except DatabaseUnavailable:
             error = "database unavailable"
             log(logger, logging.ERROR, "run failed: database unavailable", run_id=self.id)
@@ -208,8 +216,8 @@ class Run:
             error = "internal error"
             logger.exception("run failed", extra={"fields": {"run_id": self.id}})
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.emit({"type": "error", "error": "Internal error in agent-backend."},
-                                                 durable=True), 10)
+                async with asyncio.timeout(10):
+                    await self.emit({"type": "error", "error": "Internal error in agent-backend."}, durable=True)
             if not self.hub.done:
                 self.hub.fail(exc, {"type": "error", "error": "Internal error in agent-backend."})
         finally:
@@ -267,12 +275,14 @@ class Run:
                    "it is not available")
             result = {"stdout": "", "stderr": f"Tool {name} was not run: {why}.", "exit_code": 1}
         else:
+            self._checkpoint()
             fut = asyncio.get_running_loop().create_future()
             self.tool_waiters[tid] = fut
             await self.emit({"type": "execute-local", "toolName": name, "args": args, "requestId": tid},
                             durable=True)
             try:
-                result = await asyncio.wait_for(fut, self.mgr.cfg.tool_result_timeout)
+                async with asyncio.timeout(self.mgr.cfg.tool_result_timeout):
+                    result = await fut
             except asyncio.TimeoutError:
                 result = {"stdout": "", "stderr": f"No result from the CLI within "
                           f"{self.mgr.cfg.tool_result_timeout:g}s; the tool call timed out.", "exit_code": 124}
@@ -311,8 +321,9 @@ class RunManager:
             for sid, hub in list(self.hubs.items()):
                 if hub.done and hub.finished_at and now - hub.finished_at > HUB_LINGER_S and sid not in self.runs:
                     self.hubs.pop(sid, None)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.closing.wait(), self.cfg.heartbeat_interval)
+            closing = asyncio.ensure_future(self.closing.wait())
+            await asyncio.wait((closing,), timeout=self.cfg.heartbeat_interval)
+            closing.cancel()
 
     async def _sweep_stale(self) -> None:
         """Runs whose owner stopped heart-beating: end their event log with an error so clients stop waiting."""
@@ -386,8 +397,7 @@ class RunManager:
         fut = self._waiters.get(session_id)
         if fut is None or fut.done():
             fut = self._waiters[session_id] = asyncio.get_running_loop().create_future()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
+        await asyncio.wait((fut,), timeout=timeout)
         if fut.done() and self._waiters.get(session_id) is fut:
             self._waiters.pop(session_id, None)
 
@@ -411,8 +421,7 @@ class RunManager:
         for fut in self._waiters.values():
             if not fut.done():
                 fut.set_result(None)
+        if self._bg:
+            await asyncio.wait(self._bg, timeout=2)
         for task in self._bg:
             task.cancel()
-        for task in self._bg:
-            with contextlib.suppress(BaseException):
-                await task

@@ -109,11 +109,11 @@ class Tracer:
             except Exception as exc:
                 log(logger, logging.WARNING, "tracing flush failed", error=type(exc).__name__)
         try:
-            await asyncio.wait_for(loop.run_in_executor(self._pool, drain), timeout + 1)
+            await asyncio.wait((loop.run_in_executor(self._pool, drain),), timeout=timeout + 1)
         except Exception:
             pass
         self._pool.shutdown(wait=False)
         try:
-            await asyncio.wait_for(loop.run_in_executor(None, lambda: self._client.close(timeout=0)), 2)
+            await asyncio.wait((loop.run_in_executor(None, lambda: self._client.close(timeout=0)),), timeout=2)
         except Exception:
             pass
