@@ -1,0 +1,176 @@
+"""The benchmark's upstreams, each in a process of its own: `python ci/bench_standins.py KIND`.
+
+KIND is `anthropic`, `platform` or `langsmith`: the project's stand-ins (tests/support/standins/),
+run in a separate process so that neither the load generator nor the service shares a GIL with
+them. The process prints `READY <url>` on stdout once it listens on 127.0.0.1, and runs until
+SIGTERM/SIGINT or until its stdin reaches EOF (its parent, ci/bench.py, went away).
+
+Secrets come from the environment, never argv: BENCH_ANTHROPIC_KEY (the API key the Anthropic
+stand-in requires), BENCH_TOKEN (the one Platform access token the Platform stand-in accepts).
+
+Anthropic: the reply is chosen by a marker in the newest user message, so the load generator
+controls each conversation's pacing through the service without any side channel:
+  `[bench fast]`           ANSWER as len(ANSWER.split()) text deltas, no delay (TTFT samples);
+  `[bench hold=S]`         ANSWER with S seconds between SSE events; after the first text delta the
+                           stream keeps sending a text delta every S seconds until POST /bench/release,
+                           then finishes the answer (a steady population of concurrent streams).
+GET /bench/stats answers {"holding", "streams_in_flight", "replies"}; POST /bench/arm re-arms the hold.
+Requests are not recorded (the bench sends thousands); LangSmith's are, so /bench/stats there counts runs.
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import re
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aiohttp import web  # noqa: E402
+
+from tests.support.standins import Recorded  # noqa: E402
+from tests.support.standins.anthropic import AnthropicStandIn, Reply  # noqa: E402
+from tests.support.standins.langsmith import LangSmithStandIn  # noqa: E402
+from tests.support.standins.platform import PlatformStandIn  # noqa: E402
+
+ANSWER = "The benchmark answer streams from the stand-in model in several small text deltas, as Claude does."
+HOLD_TICK = "tick "
+_MARKER = re.compile(r"\[bench (fast|hold=([0-9.]+))\]")
+
+
+def _text_of_last_user(body: dict[str, Any]) -> str:
+    messages = body.get("messages") or []
+    if not messages:
+        return ""
+    content = messages[-1].get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+class BenchAnthropic(AnthropicStandIn):
+    def __init__(self, api_key: str) -> None:
+        super().__init__(api_key=api_key, smart=False, default_answer=ANSWER)
+        self.holding_now = 0
+        self.replies = 0
+        self._bench_release: asyncio.Event | None = None
+
+    def _record(self, request: web.Request, body: bytes) -> Recorded:  # parse, but keep nothing
+        parsed: Any = None
+        if body and "json" in (request.content_type or ""):
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+        return Recorded(method=request.method, path=request.path, query={}, headers=dict(request.headers),
+                        body=b"", json=parsed)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/bench/release", self._release_route)
+        app.router.add_post("/bench/arm", self._arm_route)
+        app.router.add_get("/bench/stats", self._stats_route)
+        super().routes(app)
+
+    def _event(self) -> asyncio.Event:
+        if self._bench_release is None:
+            self._bench_release = asyncio.Event()
+        return self._bench_release
+
+    async def _release_route(self, request: web.Request) -> web.Response:
+        self._event().set()
+        return web.json_response({"released": self.holding_now})
+
+    async def _arm_route(self, request: web.Request) -> web.Response:
+        self._event().clear()
+        return web.json_response({"armed": True})
+
+    async def _stats_route(self, request: web.Request) -> web.Response:
+        return web.json_response({"holding": self.holding_now, "streams_in_flight": self.streams_in_flight,
+                                  "replies": self.replies})
+
+    def default_reply(self, body: dict[str, Any]) -> Reply:
+        self.replies += 1
+        m = _MARKER.search(_text_of_last_user(body))
+        if m and m.group(2):
+            return Reply.text(ANSWER, delay=float(m.group(2)), hold_after=1)
+        return Reply.text(ANSWER)
+
+    async def _hold(self, send: Any) -> None:
+        """Instead of the base class's pings: a text delta per `delay` until /bench/release."""
+        ev = self._event()
+        self.holding_now += 1
+        try:
+            while not ev.is_set():
+                # `send` sleeps the reply's delay after each event: that is the pacing.
+                await send("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                   "delta": {"type": "text_delta", "text": HOLD_TICK}})
+        finally:
+            self.holding_now -= 1
+
+
+class BenchLangSmith(LangSmithStandIn):
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/bench/stats", self._stats_route)
+        super().routes(app)
+
+    async def _stats_route(self, request: web.Request) -> web.Response:
+        with self._lock:
+            runs = list(self.runs.values())
+            self.requests.clear()  # bodies are only needed for leak checks in tests; keep memory flat
+        return web.json_response({"runs": len(runs),
+                                  "root_runs_ended": sum(1 for r in runs
+                                                         if not r.get("parent_run_id") and r.get("end_time"))})
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when the parent dies (belt and braces besides the stdin watch)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in ("anthropic", "platform", "langsmith"):
+        print("usage: bench_standins.py anthropic|platform|langsmith", file=sys.stderr)
+        return 2
+    _die_with_parent()
+    kind = argv[0]
+    if kind == "anthropic":
+        standin: Any = BenchAnthropic(api_key=os.environ["BENCH_ANTHROPIC_KEY"])
+    elif kind == "platform":
+        standin = PlatformStandIn()
+        standin.add_user(os.environ["BENCH_TOKEN"], "bench-user", orgs=[{"orgId": 1, "name": "bench"}])
+    else:
+        standin = BenchLangSmith()
+    standin.start()
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+
+    def watch_stdin() -> None:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except OSError:
+            pass
+        done.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    print(f"READY {standin.url}", flush=True)
+    done.wait()
+    standin.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
