@@ -491,6 +491,7 @@ class Testbed:
     urls: dict[str, str]
     service: Child
     ep: Endpoints
+    pids: dict[str, int] = field(default_factory=dict)  # other processes whose CPU is reported
 
 
 @contextlib.contextmanager
@@ -512,8 +513,10 @@ def testbed(args: argparse.Namespace) -> Iterator[Testbed]:
                 if attempt == 2:
                     raise BenchError(f"MariaDB did not start: {str(exc)[-500:]}") from None
                 time.sleep(1)
+        pids: dict[str, int] = {}
         with contextlib.suppress(OSError, ValueError):
-            set_priority(int((db.basedir / "pid").read_text().strip()), PRIORITY["nice"])
+            pids["MariaDB"] = int((db.basedir / "pid").read_text().strip())
+            set_priority(pids["MariaDB"], PRIORITY["nice"])
         creds = db.create_database()
 
         anthropic_key = "sk-ant-bench-" + secrets.token_hex(12)
@@ -525,6 +528,7 @@ def testbed(args: argparse.Namespace) -> Iterator[Testbed]:
                           cwd=ROOT, log=workdir / f"{kind}.log")
             stack.callback(child.stop)
             urls[kind] = child.ready_text
+            pids[f"{kind} stand-in"] = child.pid
 
         port = free_port()
         env = {
@@ -554,7 +558,7 @@ def testbed(args: argparse.Namespace) -> Iterator[Testbed]:
         ep = Endpoints(service=f"http://127.0.0.1:{port}", anthropic=urls["anthropic"],
                        anthropic_key=anthropic_key, token=token)
         wait_http_ok(ep.service + "/health?ready=1", service.proc, 60)
-        yield Testbed(workdir=workdir, db=db, urls=urls, service=service, ep=ep)
+        yield Testbed(workdir=workdir, db=db, urls=urls, service=service, ep=ep, pids=pids)
 
 
 def mysql_questions(db: MariaDB) -> int:
@@ -569,7 +573,7 @@ def mysql_questions(db: MariaDB) -> int:
 
 
 async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workdir: Path,
-                  db: MariaDB) -> tuple[list[Row], dict]:
+                  db: MariaDB, others: dict[str, int]) -> tuple[list[Row], dict]:
     pid = service.pid
     info: dict[str, Any] = {}
     rows: list[Row] = []
@@ -624,9 +628,13 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
                 print(f"[bench] concurrency: {args.streams} conversations arriving over {args.ramp:.0f} s, "
                       f"a text delta every {args.delta_interval} s, all held open {args.steady:.0f} s", flush=True)
                 cpu1 = cpu_seconds(pid)
+                others0 = {name: cpu_seconds(p) for name, p in others.items()}
+                self0 = sum(os.times()[:2])
                 conc = await concurrency_phase(http, ep, args.streams, args.ramp, args.steady, args.delta_interval,
                                                ramp_timeout=args.ramp + 60, drain_timeout=60)
                 info["cpu_conc_s"] = cpu_seconds(pid) - cpu1
+                info["cpu_others"] = {"load generator": sum(os.times()[:2]) - self0,
+                                      **{name: cpu_seconds(p) - others0[name] for name, p in others.items()}}
                 await asyncio.sleep(1.0)
                 t_after0 = time.monotonic()
                 await asyncio.sleep(1.0)
@@ -686,6 +694,7 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
     rows.append(Row("  text deltas delivered", f"{conc.deltas} ({conc.deltas / dur:.0f}/s)"))
     rows.append(Row("  service CPU during the phase", f"{info['cpu_conc_s']:.1f} s of {dur:.1f} s "
                     f"({info['cpu_conc_s'] / dur * 100:.0f}% of one core)"))
+    rows.append(Row("  others' CPU in that time", ", ".join(f"{k} {v:.1f} s" for k, v in info["cpu_others"].items())))
 
     idle_h = [ms for t, ms, st in health if t_idle0 <= t <= t_idle1 and st == 200]
     load = [(ms, st) for t, ms, st in health if conc.t_start <= t <= conc.t_end]
@@ -720,15 +729,18 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
 
 def print_table(rows: list[Row]) -> None:
     w0 = max(len(r.figure) for r in rows)
-    w1 = max(len(r.measured) for r in rows)
+    w1 = max([len(r.measured) for r in rows if len(r.measured) <= 24] or [8])
     w2 = max(len(r.target) for r in rows)
     w4 = max(len(r.baseline) for r in rows)
     head = f"{'figure':<{w0}}  {'measured':>{w1}}  {'target':<{w2}}  {'result':<6}  {'baseline':<{w4}}  ratio"
     print(head)
     print("-" * len(head))
     for r in rows:
+        if len(r.measured) > w1 and r.ok is None and not r.baseline:  # long information line
+            print(f"{r.figure:<{w0}}  {r.measured}")
+            continue
         res = "" if r.ok is None else ("PASS" if r.ok else "FAIL")
-        print(f"{r.figure:<{w0}}  {r.measured:>{w1}}  {r.target:<{w2}}  {res:<6}  {r.baseline:<{w4}}  {r.ratio}")
+        print(f"{r.figure:<{w0}}  {r.measured:>{w1}}  {r.target:<{w2}}  {res:<6}  {r.baseline:<{w4}}  {r.ratio}".rstrip())
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -799,7 +811,7 @@ def main(argv: list[str]) -> int:
                   f"ENVIRONMENT=production, tracing {'OFF' if args.no_tracing else 'ON -> LangSmith stand-in'}",
                   flush=True)
             try:
-                rows, info = asyncio.run(asyncio.wait_for(measure(args, ep, service, workdir, db), args.max_seconds))
+                rows, info = asyncio.run(asyncio.wait_for(measure(args, ep, service, workdir, db, bed.pids), args.max_seconds))
             except asyncio.TimeoutError:
                 raise BenchError(f"measurement did not finish within {args.max_seconds:.0f} s") from None
             if service.proc.poll() is not None:
