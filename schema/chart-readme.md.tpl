@@ -202,7 +202,9 @@ when you set them there (the chart does not).
   and the probes of the values table. The service's `GET /health` answers 200 while the process
   serves (liveness); `GET /health?ready=1` answers 503 while MySQL is unreachable or not migrated, or
   while the pod drains: set `readinessProbe.httpGet.path: /health?ready=1` to take pods out of the
-  Service during a database outage (the default keeps the seed's `/health`). `extraOptionsSpec` is merged under `.spec` and
+  Service during a database outage. The default stays `/health` on purpose: during a MySQL outage
+  every replica would turn unready at once, the Service would have no endpoints, and the CLI would
+  get connection errors instead of the service's fast `503` with a `detail` message. `extraOptionsSpec` is merged under `.spec` and
   `extraOptionsTemplateSpec` under `.spec.template.spec` (your keys win there, maps are merged), but
   neither can replace the selector, the pod template, the containers, the volumes or the pull secrets.
 - **ConfigMap** (the environment contract above), **Secret** (plain-text credentials), and the
