@@ -212,7 +212,7 @@ async def create_session(db: Database, *, session_id: str, user_id: str, organiz
         " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
         (session_id, user_id, organization_id, cwd, approval_mode, int(local_execution), int(headless),
          None if directory_context is None else dumps(directory_context),
-         None if instruction_context is None else dumps(instruction_context), now, now))
+         instruction_context, now, now))
 
 
 async def get_session(db: Database, session_id: str, user_id: str) -> dict | None:
@@ -226,7 +226,7 @@ async def get_session_context(db: Database, session_id: str) -> tuple[Any, Any, 
                             (session_id,))
     if not row:
         return None, None, ""
-    return (json.loads(row[0]) if row[0] else None, json.loads(row[1]) if row[1] else None, row[2])
+    return (json.loads(row[0]) if row[0] else None, row[1], row[2])
 
 
 async def list_sessions(db: Database, user_id: str, *, limit: int, cwd: str | None,
@@ -305,6 +305,16 @@ async def heartbeat_runs(db: Database, run_ids: Iterable[str]) -> None:
         return
     marks = ",".join(["%s"] * len(ids))
     await db.execute(f"UPDATE runs SET heartbeat_at=%s WHERE id IN ({marks})", [utcnow(), *ids])
+
+
+async def interrupt_orphans(db: Database, owner: str, live_ids: list[str]) -> None:
+    """Runs of this process marked running in MySQL but no longer running here (final update lost)."""
+    sql = "UPDATE runs SET status='interrupted', finished_at=%s WHERE owner=%s AND status='running'"
+    args: list[Any] = [utcnow(), owner]
+    if live_ids:
+        sql += f" AND id NOT IN ({','.join(['%s'] * len(live_ids))})"
+        args += live_ids
+    await db.execute(sql, args)
 
 
 async def interrupt_stale_runs(db: Database, owner: str | None, stale_after_s: float) -> int:

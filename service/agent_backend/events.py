@@ -95,6 +95,13 @@ def _coalesce(parts: list[dict]) -> list[dict]:
     return out
 
 
+def _fail_futs(futs: list[asyncio.Future]) -> None:
+    for fut in futs:
+        if not fut.done():
+            fut.set_exception(DatabaseUnavailable("event log unavailable"))
+            fut.exception()  # retrieved: the run may already be gone
+
+
 class EventWriter:
     def __init__(self, db: Database):
         self.db = db
@@ -138,35 +145,47 @@ class EventWriter:
             hubs = list(self._dirty)
             self._dirty.clear()
             batch = []
-            rows = []
             now = q.utcnow()
             for hub in hubs:
                 parts, futs = _coalesce(hub.pending), hub.pending_futs
                 hub.pending, hub.pending_futs = [], []
-                items = []
+                if hub.failed is not None:  # its run is over: nothing more may be numbered or stored
+                    _fail_futs(futs)
+                    continue
+                items, rows = [], []
                 for part in parts:
                     seq = hub.next_seq
                     hub.next_seq += 1
                     data = encode(part)
                     rows.append((hub.session_id, seq, hub.run_id, str(part.get("type", ""))[:32], data, now))
                     items.append((seq, part.get("type") in TERMINAL, frame(seq, data)))
-                batch.append((hub, items, futs))
+                batch.append((hub, items, futs, rows))
             try:
-                await self._write(rows)
-            except Exception as exc:  # DatabaseUnavailable after retries, or a bug
-                log(logger, logging.ERROR, "event log write failed; failing affected runs",
-                    error=type(exc).__name__, events=len(rows))
-                for hub, _, futs in batch:
-                    hub.fail(exc)
+                await self._write([row for *_, rows in batch for row in rows])
+                done = [(entry, None) for entry in batch]
+            except DatabaseUnavailable as exc:
+                done = [(entry, exc) for entry in batch]
+            except Exception:
+                # e.g. a duplicate key: write each session's rows alone so only the culprit fails
+                done = []
+                for entry in batch:
+                    try:
+                        await self._write(entry[3])
+                        done.append((entry, None))
+                    except Exception as exc:
+                        done.append((entry, exc))
+            for (hub, items, futs, rows), exc in done:
+                if exc is None:
+                    hub.publish(items)
                     for fut in futs:
                         if not fut.done():
-                            fut.set_exception(DatabaseUnavailable("event log unavailable"))
-                continue
-            for hub, items, futs in batch:
-                hub.publish(items)
-                for fut in futs:
-                    if not fut.done():
-                        fut.set_result(None)
+                            fut.set_result(None)
+                else:
+                    log(logger, logging.ERROR, "event log write failed; failing the run",
+                        error=type(exc).__name__, detail=str(exc)[:300], events=len(rows),
+                        session_id=hub.session_id, run_id=hub.run_id)
+                    hub.fail(exc)
+                    _fail_futs(futs)
 
     async def _write(self, rows: list[tuple]) -> None:
         chunks, current, size = [], [], 0

@@ -6,10 +6,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Defence in depth against third-party messages that echo credentials (e.g. "API Key: lsv2_***8d").
+_SECRETS = re.compile(
+    r"(?i)((?:api[ _-]?key|x-api-key|authorization|password|token)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?|bearer\s+)"
+    r"[^\s,;\"']+"
+    r"|\b(?:sk-ant-|lsv2_|ls__)[A-Za-z0-9_\-\*]+")
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +39,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             entry["exc_type"] = record.exc_info[0].__name__
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 def setup_logging(level: str = "INFO") -> None:

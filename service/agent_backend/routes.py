@@ -179,8 +179,8 @@ def session_json(s: dict) -> dict:
 async def create_session(request: web.Request) -> web.Response:
     body = await read_json(request)
     org = field(body, "organization_id", (str, int))
-    dctx = field(body, "directory_context", (dict, str))
-    ictx = field(body, "instruction_context", (str, dict))
+    dctx = field(body, "directory_context", dict)
+    ictx = field(body, "instruction_context", str)
     sid = str(uuid.uuid4())
     await q.create_session(
         ctx(request).db, session_id=sid, user_id=user_of(request).id,
@@ -201,8 +201,9 @@ async def list_sessions(request: web.Request) -> web.Response:
     if status not in (None, "expired", "active", "all"):
         raise BadRequest("query parameter 'status' must be one of expired, active, all")
     cwd = request.query.get("cwd")
-    if cwd is not None:
-        # The CLI's `-c` resumes only when exactly one session comes back: give the newest for the directory.
+    if cwd is not None and status == "expired":
+        # This is the CLI's `-c` query; it resumes only when exactly one session comes back, so answer
+        # with the directory's most recent one.
         limit = 1
     sessions = await q.list_sessions(ctx(request).db, user_of(request).id, limit=limit, cwd=cwd, status=status)
     return web.json_response({"sessions": [session_json(s) for s in sessions]})
@@ -302,9 +303,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def tool_results(request: web.Request) -> web.Response:
     body = await read_json(request)
     request_id = field(body, "request_id", str, required=True, max_len=256)
-    result = field(body, "result", (dict, str), required=True)
-    if isinstance(result, str):
-        result = {"stdout": result, "stderr": "", "exit_code": 0}
+    result = field(body, "result", dict, required=True)
     for name, kinds in (("stdout", str), ("stderr", str), ("exit_code", int)):
         if result.get(name) is not None and (not isinstance(result[name], kinds) or isinstance(result[name], bool)):
             raise BadRequest(f"field 'result.{name}' must be {_kind_name((kinds,))}")

@@ -110,6 +110,7 @@ class Run:
         self.cancel_reason: str | None = None
         self.state: StepState | None = None
         self.usage = _zero_usage()
+        self.finishing = False
 
     def emit(self, part: dict, durable: bool = False):
         return self.mgr.writer.emit(self.hub, part, durable=durable)
@@ -134,6 +135,8 @@ class Run:
     async def execute(self) -> None:
         cfg, db = self.mgr.cfg, self.mgr.db
         status, finish_reason, error = "error", None, None
+        terminal: dict | None = None   # the part that ends the stream, emitted last (after bookkeeping)
+        tail: dict | None = None       # or, when the event log cannot be written, an id-less final part
         span = self.mgr.tracer.turn(run_id=self.id, session_id=self.session_id, user_id=self.user.id,
                                     model=cfg.anthropic_model, inputs={"message": self.content, "mode": self.mode})
         answer_text: list[str] = []
@@ -160,19 +163,20 @@ class Run:
                         on_thinking=lambda d: (self._checkpoint(), self.emit({"type": "reasoning", "delta": d})))
                 except UpstreamError as exc:
                     child.end(error=str(exc))
+                    self.state = None
                     await self._record_usage(state)
                     blocks = state.complete_blocks()
                     if blocks:
                         await q.add_message(db, session_id=self.session_id, run_id=self.id, role="assistant",
                                             content=blocks, status="partial")
                     error = str(exc)
-                    await self.emit({"type": "error", "error": error}, durable=True)
+                    terminal = {"type": "error", "error": error}
                     return
+                self.state = None
                 await self._record_usage(state)
                 blocks = state.complete_blocks()
                 child.end(outputs={"content": blocks, "stop_reason": state.stop_reason},
                           metadata={"usage": dict(state.usage)})
-                self.state = None
                 if blocks:
                     await q.add_message(db, session_id=self.session_id, run_id=self.id, role="assistant",
                                         content=blocks, status="complete")
@@ -187,12 +191,11 @@ class Run:
                     history.append({"role": "user", "content": results})
                     continue
                 finish_reason = FINISH_REASONS.get(state.stop_reason, "other")
-                await self.emit({"type": "finish", "finishReason": finish_reason, "usage": self._usage_part()},
-                                durable=True)
                 status = "completed"
+                terminal = {"type": "finish", "finishReason": finish_reason}
                 return
             error = f"Stopped after {cfg.max_steps} model calls in one turn (tool loop limit)."
-            await self.emit({"type": "error", "error": error}, durable=True)
+            terminal = {"type": "error", "error": error}
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -200,39 +203,48 @@ class Run:
             reason = self.cancel_reason or "shutdown"
             status = "cancelled" if reason == "user" else "interrupted"
             await self._store_partial(status)
-            part = ({"type": "finish", "finishReason": "cancelled", "usage": self._usage_part()}
-                    if reason == "user" else {"type": "error", "error": SHUTDOWN_MESSAGE})
-            finish_reason = "cancelled" if reason == "user" else None
-            error = None if reason == "user" else "interrupted by shutdown"
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(10):
-                    await self.emit(part, durable=True)
+            if reason == "user":
+                finish_reason = "cancelled"
+                terminal = {"type": "finish", "finishReason": "cancelled"}
+            else:
+                error = "interrupted by shutdown"
+                terminal = {"type": "error", "error": SHUTDOWN_MESSAGE}
         except DatabaseUnavailable:
             error = "database unavailable"
             log(logger, logging.ERROR, "run failed: database unavailable", run_id=self.id)
-            self.hub.fail(DatabaseUnavailable(), {"type": "error", "error": "The service lost its database; "
-                                                  "the answer could not be stored. Please retry."})
-        except Exception as exc:
+            tail = {"type": "error", "error": "The service lost its database; the answer could not be stored. "
+                                              "Please retry."}
+        except Exception:
             error = "internal error"
             logger.exception("run failed", extra={"fields": {"run_id": self.id}})
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(10):
-                    await self.emit({"type": "error", "error": "Internal error in agent-backend."}, durable=True)
-            if not self.hub.done:
-                self.hub.fail(exc, {"type": "error", "error": "Internal error in agent-backend."})
+            terminal = {"type": "error", "error": "Internal error in agent-backend."}
         finally:
-            span.end(outputs={"answer": "".join(answer_text), "status": status, "usage": dict(self.usage)},
-                     error=error)
+            self.finishing = True
+            # Bookkeeping first, so that once the client sees the terminal part the run is over everywhere
+            # (a next message is never refused with 409 because of this run).
             with contextlib.suppress(Exception):
                 await q.finish_run(db, self.id, status=status, finish_reason=finish_reason, error=error,
                                    usage=self.usage)
+            if terminal is not None:
+                if terminal["type"] == "finish":
+                    terminal["usage"] = self._usage_part()
+                try:
+                    fut = self.emit(terminal, durable=True)
+                    async with asyncio.timeout(10):
+                        await fut
+                except (Exception, asyncio.CancelledError):
+                    tail = terminal
+            if tail is not None and not self.hub.done:
+                self.hub.fail(DatabaseUnavailable(), tail)
+            span.end(outputs={"answer": "".join(answer_text), "status": status, "usage": dict(self.usage)},
+                     error=error)
             log(logger, logging.INFO, "run finished", run_id=self.id, session_id=self.session_id, status=status,
                 finish_reason=finish_reason, duration_s=round(time.monotonic() - started, 3),
                 input_tokens=self.usage["input_tokens"], output_tokens=self.usage["output_tokens"])
             self.mgr._run_done(self)
 
     def _usage_part(self) -> dict:
-        prompt = self.usage["input_tokens"] + self.usage["cache_read_tokens"] + self.usage["cache_creation_tokens"]
+        prompt = self.usage["input_tokens"]
         return {"promptTokens": prompt, "completionTokens": self.usage["output_tokens"],
                 "totalTokens": prompt + self.usage["output_tokens"]}
 
@@ -314,6 +326,7 @@ class RunManager:
         while not self.closing.is_set():
             with contextlib.suppress(DatabaseUnavailable, Exception):
                 await q.heartbeat_runs(self.db, [r.id for r in self.runs.values()])
+                await q.interrupt_orphans(self.db, self.owner, [r.id for r in self.runs.values()])
                 if time.monotonic() - swept_at > self.stale_after:
                     await self._sweep_stale()
                     swept_at = time.monotonic()
@@ -345,6 +358,9 @@ class RunManager:
         if self.draining:
             raise ServiceDraining()
         sid = session["id"]
+        old = self.runs.get(sid)
+        if old is not None and old.finishing and old.task is not None:
+            await asyncio.wait((old.task,), timeout=10)  # its terminal part is being written: wait for it
         if sid in self.runs:
             raise RunConflict()
         if self.cfg.monthly_token_limit > 0:
@@ -355,8 +371,12 @@ class RunManager:
         content = body["content"]
         async with self.db.transaction() as tx:
             row = await tx.fetchone("SELECT local_execution FROM sessions WHERE id=%s FOR UPDATE", (sid,))
-            if await q.active_run(tx, sid, self.stale_after):
+            active = await q.active_run(tx, sid, self.stale_after)
+            if active and not (active[1] == self.owner and sid not in self.runs):
                 raise RunConflict()
+            if active:  # ours, but no longer running here (its final update was lost, e.g. MySQL went away)
+                await tx.execute("UPDATE runs SET status='interrupted', finished_at=%s WHERE id=%s AND status='running'",
+                                 (q.utcnow(), active[0]))
             if sid in self.runs:
                 raise RunConflict()
             await q.create_run(tx, run_id=run_id, session_id=sid, user_id=user.id,
@@ -367,6 +387,9 @@ class RunManager:
             await q.touch_session(tx, sid, content.strip().splitlines()[0][:200] if content.strip() else None)
             first_seq = await q.last_seq(tx, sid) + 1
         session = dict(session, local_execution=bool(row[0]) if row else True)
+        previous = self.hubs.get(sid)
+        if previous is not None:  # numbers it handed out may still be on their way to MySQL
+            first_seq = max(first_seq, previous.next_seq)
         hub = Hub(sid, run_id, first_seq)
         run = Run(self, run_id=run_id, session=session, user=user, content=content, mode=body.get("mode"), hub=hub)
         self.hubs[sid] = hub

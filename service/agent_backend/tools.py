@@ -126,6 +126,8 @@ def tool_result_text(result: dict) -> str:
     stdout = str(result.get("stdout") or "")
     stderr = str(result.get("stderr") or "")
     code = result.get("exit_code")
+    if (code == 0 or code is None) and not stderr:
+        return _clip(stdout, 60_000) if stdout else "(no output)"
     out = []
     if stdout:
         out.append(_clip(stdout, 60_000))
