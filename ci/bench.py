@@ -24,7 +24,7 @@ Phases and figures (targets from issue 3):
 3. Concurrency: N conversations (500; `--quick`: 50) arrive over `--ramp` seconds; each creates a
    session, posts a message and follows its events. The stand-in sends a text delta every
    `--delta-interval` s and holds every stream open until all N are streaming at once, keeps them so
-   for `--steady` s, then lets them finish. Figures: errors (target 0: any non-2xx, transport error,
+   for `--steady` s, then lets them finish in arrival order over another `--ramp` s. Figures: errors (target 0: any non-2xx, transport error,
    `error` part, non-`stop` finish or stream ending without a finish), /health p99 over the whole
    phase (< 20 ms; one new connection per probe every 50 ms), peak RSS (< 200 MiB).
 
@@ -443,7 +443,7 @@ async def concurrency_phase(http: aiohttp.ClientSession, ep: Endpoints, n: int, 
         res.t_all_streaming = time.monotonic()
         await asyncio.sleep(steady)
     res.t_release = time.monotonic()
-    async with http.post(ep.anthropic + "/bench/release") as r:
+    async with http.post(ep.anthropic + "/bench/release", params={"spread": str(ramp)}) as r:
         await r.read()
     _done, pending = await asyncio.wait(tasks, timeout=drain_timeout)
     for t in pending:
@@ -626,12 +626,13 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
 
                 # -- 3. concurrency -----------------------------------------------------------------
                 print(f"[bench] concurrency: {args.streams} conversations arriving over {args.ramp:.0f} s, "
-                      f"a text delta every {args.delta_interval} s, all held open {args.steady:.0f} s", flush=True)
+                      f"a text delta every {args.delta_interval} s, all held open {args.steady:.0f} s, "
+                      f"finishing over {args.ramp:.0f} s", flush=True)
                 cpu1 = cpu_seconds(pid)
                 others0 = {name: cpu_seconds(p) for name, p in others.items()}
                 self0 = sum(os.times()[:2])
                 conc = await concurrency_phase(http, ep, args.streams, args.ramp, args.steady, args.delta_interval,
-                                               ramp_timeout=args.ramp + 60, drain_timeout=60)
+                                               ramp_timeout=args.ramp + 60, drain_timeout=args.ramp + 60)
                 info["cpu_conc_s"] = cpu_seconds(pid) - cpu1
                 info["cpu_others"] = {"load generator": sum(os.times()[:2]) - self0,
                                       **{name: cpu_seconds(p) - others0[name] for name, p in others.items()}}
@@ -752,7 +753,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--samples", type=int, help="TTFT samples each, direct and service (default 400; quick 60)")
     ap.add_argument("--warmup", type=int, help="TTFT warm-up rounds, not counted (default 30; quick 10)")
     ap.add_argument("--ramp", type=float, help="seconds over which the conversations arrive (default 5; quick 1)")
-    ap.add_argument("--steady", type=float, help="seconds all conversations stay streaming (default 5; quick 2)")
+    ap.add_argument("--steady", type=float, help="seconds all conversations stay streaming (default 10; quick 2)")
     ap.add_argument("--delta-interval", type=float, default=0.1, help="stand-in seconds between SSE events")
     ap.add_argument("--idle", type=float, help="quiet seconds for idle RSS and /health (default 3; quick 2)")
     ap.add_argument("--health-interval", type=float, default=0.05, help="seconds between /health probes")
@@ -765,7 +766,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     a = ap.parse_args(argv)
     q = a.quick
     for name, full, quick in (("streams", 500, 50), ("samples", 400, 60), ("warmup", 30, 10), ("ramp", 5.0, 1.0),
-                              ("steady", 5.0, 2.0), ("idle", 3.0, 2.0), ("max_seconds", 600.0, 180.0)):
+                              ("steady", 10.0, 2.0), ("idle", 3.0, 2.0), ("max_seconds", 600.0, 180.0)):
         if getattr(a, name) is None:
             setattr(a, name, quick if q else full)
     return a

@@ -14,6 +14,8 @@ controls each conversation's pacing through the service without any side channel
   `[bench hold=S]`         ANSWER with S seconds between SSE events; after the first text delta the
                            stream keeps sending a text delta every S seconds until POST /bench/release,
                            then finishes the answer (a steady population of concurrent streams).
+                           `POST /bench/release?spread=T` lets the held streams go in the order they
+                           started holding, spread evenly over T seconds (completions paced like arrivals).
 GET /bench/stats answers {"holding", "streams_in_flight", "replies"}; POST /bench/arm re-arms the hold.
 Requests are not recorded (the bench sends thousands); LangSmith's are, so /bench/stats there counts runs.
 """
@@ -63,6 +65,10 @@ class BenchAnthropic(AnthropicStandIn):
         self.holding_now = 0
         self.replies = 0
         self._bench_release: asyncio.Event | None = None
+        self._hold_seq = 0          # order in which streams started holding (since the last arm)
+        self._released_at = 0.0     # loop time of the release
+        self._spread = 0.0
+        self._held_at_release = 1
 
     def _record(self, request: web.Request, body: bytes) -> Recorded:  # parse, but keep nothing
         parsed: Any = None
@@ -86,11 +92,15 @@ class BenchAnthropic(AnthropicStandIn):
         return self._bench_release
 
     async def _release_route(self, request: web.Request) -> web.Response:
+        self._spread = float(request.query.get("spread", "0") or 0)
+        self._released_at = asyncio.get_running_loop().time()
+        self._held_at_release = max(self._hold_seq, 1)
         self._event().set()
         return web.json_response({"released": self.holding_now})
 
     async def _arm_route(self, request: web.Request) -> web.Response:
         self._event().clear()
+        self._hold_seq = 0
         return web.json_response({"armed": True})
 
     async def _stats_route(self, request: web.Request) -> web.Response:
@@ -107,9 +117,17 @@ class BenchAnthropic(AnthropicStandIn):
     async def _hold(self, send: Any) -> None:
         """Instead of the base class's pings: a text delta per `delay` until /bench/release."""
         ev = self._event()
+        loop = asyncio.get_running_loop()
+        rank = self._hold_seq
+        self._hold_seq += 1
         self.holding_now += 1
+
+        def released() -> bool:
+            return ev.is_set() and loop.time() >= (
+                self._released_at + self._spread * rank / self._held_at_release)
+
         try:
-            while not ev.is_set():
+            while not released():
                 # `send` sleeps the reply's delay after each event: that is the pacing.
                 await send("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                    "delta": {"type": "text_delta", "text": HOLD_TICK}})
