@@ -58,9 +58,11 @@ async def errors_middleware(request: web.Request, handler):
     except AuthError as exc:
         status = exc.status
         return error(exc.status, exc.detail, {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
-    except DatabaseUnavailable:
+    except DatabaseUnavailable as exc:
         status = 503
-        return error(503, "The database is unavailable; retry shortly.", {"Retry-After": "2"})
+        detail = ("The service is busy; retry shortly." if str(exc) == "database busy"
+                  else "The database is unavailable; retry shortly.")
+        return error(503, detail, {"Retry-After": "2"})
     except web.HTTPRequestEntityTooLarge as exc:
         status = 413
         return error(413, f"Request body too large (limit {request.app[CTX].cfg.max_body_bytes} bytes).")

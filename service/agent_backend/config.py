@@ -54,7 +54,7 @@ class DatabaseConfig:
     connect_timeout: float = 3.0      # seconds to open one TCP connection
     acquire_timeout: float = 2.0      # seconds to wait for a pooled connection
     query_timeout: float = 10.0       # seconds for one query before the connection is dropped
-    pool_max: int = 20
+    pool_max: int = 32
 
     def __repr__(self) -> str:  # never show the password
         return f"DatabaseConfig(host={self.host!r}, port={self.port}, name={self.name!r}, user={self.user!r})"

@@ -46,6 +46,10 @@ class Database:
         self._down_until = 0.0
         self.healthy: bool | None = None  # None: not checked yet
         self.last_error: str | None = None
+        reserved = 2 if cfg.pool_max > 4 else 1
+        self._sem = asyncio.Semaphore(cfg.pool_max - reserved)
+        self._sem_priority = asyncio.Semaphore(reserved)
+        self.busy_timeout = 10.0
 
     async def start(self) -> None:
         # minsize=0: creating the pool never connects, so the service starts while MySQL is down.
@@ -78,32 +82,48 @@ class Database:
         self.last_error = None
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[aiomysql.Connection]:
+    async def connection(self, *, priority: bool = False) -> AsyncIterator[aiomysql.Connection]:
+        """A pooled connection. Waiting for a free slot (the pool is busy) is bounded by `busy_timeout`
+        and never counts as an outage; failing to connect or losing the connection does, and makes
+        the next second's callers fail fast. `priority` callers (the event-log writer) have reserved slots."""
         if self._pool is None:
             raise DatabaseUnavailable("database pool is not started")
         if time.monotonic() < self._down_until:
             raise DatabaseUnavailable("database unavailable")
+        sem = self._sem_priority if priority else self._sem
         try:
-            async with asyncio.timeout(self.cfg.acquire_timeout):
-                conn = await self._pool.acquire()
-        except (asyncio.TimeoutError, OSError, pymysql.MySQLError, RuntimeError) as exc:
-            self._mark_down(exc)
-            raise DatabaseUnavailable("database unavailable") from None
-        ok = False
+            async with asyncio.timeout(self.busy_timeout):
+                await sem.acquire()
+        except TimeoutError:
+            raise DatabaseUnavailable("database busy") from None
         try:
-            yield conn
-            ok = True
-        except (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError, asyncio.TimeoutError) as exc:
-            conn.close()
-            self._mark_down(exc)
-            raise DatabaseUnavailable("database unavailable") from None
-        except BaseException:
-            conn.close()  # unknown state (cancelled mid-query, ...): never reuse it
-            raise
+            if time.monotonic() < self._down_until:
+                raise DatabaseUnavailable("database unavailable")
+            try:
+                async with asyncio.timeout(self.cfg.acquire_timeout):
+                    conn = await self._pool.acquire()
+            except (TimeoutError, OSError, pymysql.MySQLError, RuntimeError) as exc:
+                self._mark_down(exc)
+                raise DatabaseUnavailable("database unavailable") from None
+            ok = False
+            try:
+                yield conn
+                ok = True
+            except (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError, TimeoutError) as exc:
+                conn.close()
+                if isinstance(exc, pymysql.err.OperationalError) and not _is_connection_error(exc):
+                    raise  # e.g. a deadlock or lock wait timeout: the server is fine
+                self._mark_down(exc)
+                raise DatabaseUnavailable("database unavailable") from None
+            except BaseException:
+                conn.close()  # unknown state (cancelled mid-query, ...): never reuse it
+                raise
+            finally:
+                if ok:
+                    self._mark_up()
+                self._pool.release(conn)
         finally:
-            if ok:
-                self._mark_up()
-            self._pool.release(conn)
+            sem.release()
 
     async def _run(self, conn, sql: str, args: Any = None, *, many: bool = False):
         async def go():
@@ -178,6 +198,14 @@ class Tx:
     async def execute(self, sql: str, args: Any = None) -> tuple[int, int]:
         _, rowcount, lastrowid = await self._db._run(self._conn, sql, args)
         return rowcount, lastrowid
+
+
+_CONNECTION_ERRORS = {1040, 1053, 1152, 1158, 1159, 1160, 1161, 1927, 4031}
+
+
+def _is_connection_error(exc: pymysql.err.OperationalError) -> bool:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    return code >= 2000 or code in _CONNECTION_ERRORS or code == 0
 
 
 def _describe(exc: BaseException) -> str:
@@ -337,9 +365,10 @@ async def last_seq(db: Database | Tx, session_id: str) -> int:
 
 
 async def insert_events(db: Database, rows: list[tuple]) -> None:
-    """rows: (session_id, seq, run_id, type, data_json, created_at)."""
-    await db.executemany(
-        "INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES (%s,%s,%s,%s,%s,%s)", rows)
+    """rows: (session_id, seq, run_id, type, data_json, created_at). Uses the writer's reserved slots."""
+    async with db.connection(priority=True) as conn:
+        await db._run(conn, "INSERT INTO events (session_id, seq, run_id, type, data, created_at)"
+                            " VALUES (%s,%s,%s,%s,%s,%s)", rows, many=True)
 
 
 async def read_events(db: Database, session_id: str, after: int, limit: int = 1000,

@@ -16,7 +16,7 @@ from aiohttp import web
 from . import db as q
 from .auth import USER, AuthError, User
 from .logs import log
-from .runs import RunConflict, ServiceDraining, UsageLimitReached
+from .runs import RunConflict, ServiceDraining, SessionNotFound, UsageLimitReached
 
 logger = logging.getLogger("agent_backend.routes")
 routes = web.RouteTableDef()
@@ -224,9 +224,9 @@ async def post_message(request: web.Request) -> web.Response:
     kind = field(body, "type", str, required=True)
     if kind not in ("user_message", "cancel"):
         raise BadRequest("field 'type' must be 'user_message' or 'cancel'")
-    session = await owned_session(request)
     c = ctx(request)
     if kind == "cancel":
+        session = await owned_session(request)
         run = c.runs.cancel(session["id"])
         return web.json_response({"status": "cancelled" if run else "idle", "run_id": run.id if run else None})
     content = field(body, "content", str, required=True)
@@ -239,6 +239,10 @@ async def post_message(request: web.Request) -> web.Response:
         raise BadRequest("field 'mode' must be 'plan' or 'build'")
     field(body, "interaction_mode", str)
     field(body, "caller", str)
+    sid = request.match_info["session_id"]
+    if not _UUID.match(sid):
+        raise web.HTTPNotFound()
+    session = {"id": sid}
     try:
         run = await c.runs.start_run(user_of(request), session, body)
     except RunConflict:
@@ -246,6 +250,8 @@ async def post_message(request: web.Request) -> web.Response:
     except UsageLimitReached:
         return error(429, "Monthly token limit reached for this agent-backend installation. "
                           "Ask your administrator to raise it.")
+    except SessionNotFound:
+        raise web.HTTPNotFound() from None
     except ServiceDraining:
         return error(503, "The service is shutting down; retry in a moment.", {"Retry-After": "2"})
     return web.json_response({"status": "accepted", "run_id": run.id, "session_id": session["id"]})

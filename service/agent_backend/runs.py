@@ -47,6 +47,10 @@ class ServiceDraining(Exception):
     pass
 
 
+class SessionNotFound(Exception):
+    pass
+
+
 def _zero_usage() -> dict:
     return {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
 
@@ -111,6 +115,7 @@ class Run:
         self.state: StepState | None = None
         self.usage = _zero_usage()
         self.finishing = False
+        self.marks: dict[str, float] = {}
 
     def emit(self, part: dict, durable: bool = False):
         return self.mgr.writer.emit(self.hub, part, durable=durable)
@@ -119,6 +124,10 @@ class Run:
         if self.task and not self.task.done():
             self.cancel_reason = self.cancel_reason or reason
             self.task.cancel()
+
+    def _first_token(self, started: float) -> None:
+        if "first_token_ms" not in self.marks:
+            self.marks["first_token_ms"] = round((time.monotonic() - started) * 1000, 2)
 
     def _checkpoint(self) -> None:
         # A cancel request is also honoured here, in case a library swallowed the task cancellation.
@@ -145,11 +154,13 @@ class Run:
             self.emit({"type": "start", "threadId": self.session_id, "runId": self.id})
             stored = await q.list_messages(db, self.session_id)
             history = build_history(stored)
-            dctx, ictx, cwd = await q.get_session_context(db, self.session_id)
+            dctx, ictx, cwd = (self.session.get("directory_context"), self.session.get("instruction_context"),
+                               self.session.get("cwd") or "")
             local = bool(self.session.get("local_execution", True))
             tools = tools_for_mode(self.mode) if local else []
             system = system_prompt(cwd=cwd, directory_context=dctx, instruction_context=ictx, mode=self.mode,
                                    local_execution=local)
+            self.marks["context_ms"] = round((time.monotonic() - started) * 1000, 2)
             for step in range(cfg.max_steps):
                 self._checkpoint()
                 state = self.state = StepState()
@@ -158,7 +169,7 @@ class Run:
                 try:
                     await self.mgr.llm.stream(
                         system=system, messages=history, tools=tools, state=state,
-                        on_text=lambda d: (self._checkpoint(), answer_text.append(d),
+                        on_text=lambda d: (self._checkpoint(), self._first_token(started), answer_text.append(d),
                                            self.emit({"type": "text-delta", "delta": d})),
                         on_thinking=lambda d: (self._checkpoint(), self.emit({"type": "reasoning", "delta": d})))
                 except UpstreamError as exc:
@@ -240,7 +251,7 @@ class Run:
                      error=error)
             log(logger, logging.INFO, "run finished", run_id=self.id, session_id=self.session_id, status=status,
                 finish_reason=finish_reason, duration_s=round(time.monotonic() - started, 3),
-                input_tokens=self.usage["input_tokens"], output_tokens=self.usage["output_tokens"])
+                input_tokens=self.usage["input_tokens"], output_tokens=self.usage["output_tokens"], **self.marks)
             self.mgr._run_done(self)
 
     def _usage_part(self) -> dict:
@@ -369,14 +380,25 @@ class RunManager:
                 raise UsageLimitReached()
         run_id = str(uuid.uuid4())
         content = body["content"]
+        cutoff = q.datetime.fromtimestamp(time.time() - self.stale_after, q.timezone.utc).replace(tzinfo=None)
         async with self.db.transaction() as tx:
-            row = await tx.fetchone("SELECT local_execution FROM sessions WHERE id=%s FOR UPDATE", (sid,))
-            active = await q.active_run(tx, sid, self.stale_after)
-            if active and not (active[1] == self.owner and sid not in self.runs):
-                raise RunConflict()
-            if active:  # ours, but no longer running here (its final update was lost, e.g. MySQL went away)
+            # One round trip: lock the session row (serialises runs of one session across replicas), and
+            # read its context, its live run (if any) and the last event number.
+            row = await tx.fetchone(
+                "SELECT s.local_execution, s.cwd, s.directory_context, s.instruction_context,"
+                " (SELECT CONCAT(r.id, ' ', r.owner) FROM runs r WHERE r.session_id=s.id AND r.status='running'"
+                "   AND r.heartbeat_at > %s ORDER BY r.started_at DESC LIMIT 1),"
+                " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id=s.id)"
+                " FROM sessions s WHERE s.id=%s AND s.user_id=%s FOR UPDATE", (cutoff, sid, user.id))
+            if row is None:
+                raise SessionNotFound()
+            if row[4]:
+                active_id, active_owner = row[4].split(" ", 1)
+                if active_owner != self.owner or sid in self.runs:
+                    raise RunConflict()
+                # ours, but no longer running here (its final update was lost, e.g. MySQL went away)
                 await tx.execute("UPDATE runs SET status='interrupted', finished_at=%s WHERE id=%s AND status='running'",
-                                 (q.utcnow(), active[0]))
+                                 (q.utcnow(), active_id))
             if sid in self.runs:
                 raise RunConflict()
             await q.create_run(tx, run_id=run_id, session_id=sid, user_id=user.id,
@@ -385,8 +407,9 @@ class RunManager:
             await q.add_message(tx, session_id=sid, run_id=run_id, role="user",
                                 content=[{"type": "text", "text": content}], status="complete")
             await q.touch_session(tx, sid, content.strip().splitlines()[0][:200] if content.strip() else None)
-            first_seq = await q.last_seq(tx, sid) + 1
-        session = dict(session, local_execution=bool(row[0]) if row else True)
+            first_seq = int(row[5]) + 1
+        session = dict(session, local_execution=bool(row[0]), cwd=row[1],
+                       directory_context=q.json.loads(row[2]) if row[2] else None, instruction_context=row[3])
         previous = self.hubs.get(sid)
         if previous is not None:  # numbers it handed out may still be on their way to MySQL
             first_seq = max(first_seq, previous.next_seq)
