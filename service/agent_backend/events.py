@@ -282,7 +282,13 @@ class EventStreamer:
                 if self.closing.is_set():
                     return
                 wait = max(0.05, self.ping_interval - (time.monotonic() - last_write))
-                if rows is not None and await self._remote_active(session_id):
+                remote = False
+                if rows is not None:
+                    try:
+                        remote = await self._remote_active(session_id)
+                    except DatabaseUnavailable:
+                        remote = False
+                if remote:
                     await asyncio.sleep(min(0.25, wait))  # another replica runs it: poll the log
                 else:
                     await self._run_started(session_id, min(wait, 2.0))
