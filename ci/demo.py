@@ -298,7 +298,10 @@ class Demo:
             script = argv[-1].strip().splitlines()
             return f"{shlex.join(argv[:-1])} '<the rendered {len(script)}-line script>'   (in " \
                    f"{pod.workdir(container)})"
-        return pod.describe(container)
+        text = pod.describe(container)
+        if not container.get("command"):
+            text += "\n  (no command in the pod spec: the image's default, CMD in service/Dockerfile)"
+        return text
 
     # ---- step 3 --------------------------------------------------------------------------------
     def cli_env(self) -> dict[str, str]:
