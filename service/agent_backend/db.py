@@ -359,6 +359,21 @@ async def interrupt_stale_runs(db: Database, owner: str | None, stale_after_s: f
     return rowcount
 
 
+async def add_run_request(db: Database, run_id: str, kind: str, request_id: str | None, payload: Any) -> None:
+    await db.execute("INSERT INTO run_requests (run_id, kind, request_id, payload, created_at) VALUES (%s,%s,%s,%s,%s)",
+                     (run_id, kind, request_id, None if payload is None else dumps(payload), utcnow()))
+
+
+async def take_run_requests(db: Database, run_ids: list[str]) -> list[tuple]:
+    """(run_id, kind, request_id, payload) addressed to these runs; removed once read."""
+    marks = ",".join(["%s"] * len(run_ids))
+    rows = await db.fetchall(f"SELECT id, run_id, kind, request_id, payload FROM run_requests WHERE run_id IN ({marks})"
+                             " ORDER BY id", run_ids)
+    if rows:
+        await db.execute(f"DELETE FROM run_requests WHERE id IN ({','.join(['%s'] * len(rows))})", [r[0] for r in rows])
+    return [(r[1], r[2], r[3], json.loads(r[4]) if r[4] else None) for r in rows]
+
+
 async def last_seq(db: Database | Tx, session_id: str) -> int:
     row = await db.fetchone("SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id=%s", (session_id,))
     return int(row[0]) if row else 0

@@ -227,8 +227,8 @@ async def post_message(request: web.Request) -> web.Response:
     c = ctx(request)
     if kind == "cancel":
         session = await owned_session(request)
-        run = c.runs.cancel(session["id"])
-        return web.json_response({"status": "cancelled" if run else "idle", "run_id": run.id if run else None})
+        run_id = await c.runs.cancel(session["id"])
+        return web.json_response({"status": "cancelled" if run_id else "idle", "run_id": run_id})
     content = field(body, "content", str, required=True)
     if not content.strip():
         raise BadRequest("field 'content' must not be empty")
@@ -314,7 +314,7 @@ async def tool_results(request: web.Request) -> web.Response:
         if result.get(name) is not None and (not isinstance(result[name], kinds) or isinstance(result[name], bool)):
             raise BadRequest(f"field 'result.{name}' must be {_kind_name((kinds,))}")
     session = await owned_session(request)
-    if not ctx(request).runs.tool_result(session["id"], request_id, result):
+    if not await ctx(request).runs.tool_result(session["id"], request_id, result):
         return error(404, f"No tool call is waiting for request_id {request_id!r} in this session.")
     return web.json_response({"status": "ok"})
 

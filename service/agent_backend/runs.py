@@ -32,6 +32,7 @@ FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "le
                   "tool_use": "tool-calls", "refusal": "content-filter", "pause_turn": "other",
                   "model_context_window_exceeded": "length", None: "stop"}
 HUB_LINGER_S = 120.0
+REMOTE_POLL_S = 0.5
 SHUTDOWN_MESSAGE = "The agent-backend service restarted and interrupted this run; send your message again."
 
 
@@ -330,7 +331,9 @@ class RunManager:
         self.stale_after = max(4 * cfg.heartbeat_interval, 30.0)
 
     async def start(self) -> None:
-        self._bg.append(asyncio.get_running_loop().create_task(self._heartbeat(), name="run-heartbeat"))
+        loop = asyncio.get_running_loop()
+        self._bg.append(loop.create_task(self._heartbeat(), name="run-heartbeat"))
+        self._bg.append(loop.create_task(self._poll_remote_requests(), name="run-requests"))
 
     async def _heartbeat(self) -> None:
         swept_at = 0.0
@@ -429,15 +432,47 @@ class RunManager:
         if self.runs.get(run.session_id) is run:
             del self.runs[run.session_id]
 
-    def cancel(self, session_id: str) -> Run | None:
+    async def cancel(self, session_id: str) -> str | None:
+        """Cancel the session's live run, here or (through MySQL) on the replica running it."""
         run = self.runs.get(session_id)
         if run is not None:
             run.cancel("user")
-        return run
+            return run.id
+        active = await q.active_run(self.db, session_id, self.stale_after)
+        if active and active[1] != self.owner:
+            await q.add_run_request(self.db, active[0], "cancel", None, None)
+            return active[0]
+        return None
 
-    def tool_result(self, session_id: str, request_id: str, result: dict) -> bool:
+    async def tool_result(self, session_id: str, request_id: str, result: dict) -> bool:
         run = self.runs.get(session_id)
-        return bool(run and run.resolve_tool(request_id, result))
+        if run is not None:
+            return run.resolve_tool(request_id, result)
+        active = await q.active_run(self.db, session_id, self.stale_after)
+        if active and active[1] != self.owner:
+            await q.add_run_request(self.db, active[0], "tool_result", request_id, result)
+            return True
+        return False
+
+    async def _poll_remote_requests(self) -> None:
+        """Deliver tool results and cancels that reached another replica (see run_requests)."""
+        while not self.closing.is_set():
+            if self.runs:
+                by_id = {r.id: r for r in self.runs.values()}
+                try:
+                    for run_id, kind, request_id, payload in await q.take_run_requests(self.db, list(by_id)):
+                        run = by_id.get(run_id)
+                        if run is None:
+                            continue
+                        if kind == "cancel":
+                            run.cancel("user")
+                        elif kind == "tool_result" and isinstance(payload, dict):
+                            run.resolve_tool(request_id, payload)
+                except Exception as exc:
+                    log(logger, logging.DEBUG, "remote request poll failed", error=type(exc).__name__)
+            closing = asyncio.ensure_future(self.closing.wait())
+            await asyncio.wait((closing,), timeout=REMOTE_POLL_S)
+            closing.cancel()
 
     async def wait_run_started(self, session_id: str, timeout: float) -> None:
         fut = self._waiters.get(session_id)
