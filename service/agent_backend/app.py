@@ -139,6 +139,7 @@ async def _on_startup(app: web.Application) -> None:
     c.monitor = asyncio.get_running_loop().create_task(_monitor_db(c), name="db-monitor")
     log(logger, logging.INFO, "agent-backend started", version=cfg.version, port=cfg.port,
         environment=cfg.environment, model=cfg.anthropic_model, tracing=cfg.tracing_enabled,
+        platform=cfg.platform_api_url, mcp_url=cfg.mcp_url, public_url=cfg.public_url,
         database=f"{cfg.db.host}:{cfg.db.port}/{cfg.db.name}")
 
 

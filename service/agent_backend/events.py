@@ -44,6 +44,7 @@ class Hub:
 
     def __init__(self, session_id: str, run_id: str, first_seq: int):
         self.session_id, self.run_id = session_id, run_id
+        self.user_id: str | None = None
         self.first_seq = self.next_seq = first_seq
         self.frames: list[tuple[int, bool, bytes]] = []  # (seq, terminal, frame bytes), contiguous seqs
         self.pending: list[dict] = []

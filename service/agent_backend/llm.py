@@ -102,9 +102,12 @@ class LLM:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.model = cfg.anthropic_model
+        timeout = httpx2.Timeout(cfg.llm_timeout, connect=10.0)
+        # The SDK's aiohttp transport (aiohttp is already ours): about a third less event-loop CPU per
+        # streamed token than its default httpx/anyio stack. Must be created inside the running loop.
         self.client = anthropic.AsyncAnthropic(
-            api_key=cfg.anthropic_api_key, base_url=cfg.anthropic_base_url, max_retries=0,
-            timeout=httpx2.Timeout(cfg.llm_timeout, connect=10.0))
+            api_key=cfg.anthropic_api_key, base_url=cfg.anthropic_base_url, max_retries=0, timeout=timeout,
+            http_client=anthropic.DefaultAioHttpClient(timeout=timeout))
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -131,33 +131,39 @@ async def user_info(request: web.Request) -> web.Response:
     return web.json_response(user_of(request).info)
 
 
+async def _platform_get(request: web.Request, path: str) -> tuple[int, Any]:
+    """GET {SEQERA_PLATFORM_API_URL}{path} with the caller's own token -> (status, JSON body or None)."""
+    c = ctx(request)
+    try:
+        async with c.http.get(f"{c.cfg.platform_api_url}{path}",
+                              headers={"Authorization": request.headers["Authorization"],
+                                       "Accept": "application/json"},
+                              timeout=aiohttp.ClientTimeout(total=c.cfg.auth_timeout)) as resp:
+            if resp.status in (401, 403):
+                raise AuthError(401, "Invalid or expired access token")
+            body = await resp.json(content_type=None) if resp.status == 200 else None
+            return resp.status, body
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        raise AuthError(503, "Seqera Platform is unreachable") from None
+
+
 @routes.get("/v1/cli/service-info")
 async def service_info(request: web.Request) -> web.Response:
-    cfg = ctx(request).cfg
-    return web.json_response({"serviceInfo": {
-        "version": cfg.version, "apiVersion": "1", "environment": cfg.environment,
-        "platformUrl": cfg.platform_url, "platformApiUrl": cfg.platform_api_url, "mcpUrl": cfg.mcp_url,
-        "publicUrl": cfg.public_url, "model": cfg.anthropic_model}})
+    """Platform's own service-info (what `seqera info` shows under "Seqera Platform"), passed through."""
+    status, body = await _platform_get(request, "/service-info")
+    if status != 200 or not isinstance(body, dict):
+        raise AuthError(503, f"Seqera Platform answered {status} to service-info")
+    return web.json_response(body)
 
 
 @routes.get("/v1/cli/organizations")
 async def organizations(request: web.Request) -> web.Response:
     """The caller's organizations, from Platform's `GET /user/{id}/workspaces` with their own token."""
-    c, user = ctx(request), user_of(request)
-    url = f"{c.cfg.platform_api_url}/user/{user.id}/workspaces"
-    try:
-        async with c.http.get(url, headers={"Authorization": request.headers["Authorization"],
-                                            "Accept": "application/json"},
-                              timeout=aiohttp.ClientTimeout(total=c.cfg.auth_timeout)) as resp:
-            if resp.status in (401, 403):
-                raise AuthError(401, "Invalid or expired access token")
-            if resp.status == 404:
-                return web.json_response({"organizations": []})
-            if resp.status != 200:
-                raise AuthError(503, f"Seqera Platform answered {resp.status} when listing organizations")
-            data = await resp.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        raise AuthError(503, "Seqera Platform is unreachable; cannot list organizations") from None
+    status, data = await _platform_get(request, f"/user/{user_of(request).id}/workspaces")
+    if status == 404:
+        return web.json_response({"organizations": []})
+    if status != 200:
+        raise AuthError(503, f"Seqera Platform answered {status} when listing organizations")
     orgs: dict[Any, dict] = {}
     for item in (data or {}).get("orgsAndWorkspaces", []) if isinstance(data, dict) else []:
         if isinstance(item, dict) and item.get("orgId") is not None and item["orgId"] not in orgs:
@@ -272,8 +278,12 @@ async def get_messages(request: web.Request) -> web.Response:
 
 @routes.get("/v1/cli/sessions/{session_id}/events")
 async def events(request: web.Request) -> web.StreamResponse:
-    session = await owned_session(request)
     c = ctx(request)
+    hub = c.runs.hubs.get(request.match_info["session_id"])
+    if hub is not None and hub.user_id == user_of(request).id:
+        session = {"id": hub.session_id}  # the live run here proves ownership: no MySQL round trip
+    else:
+        session = await owned_session(request)
     raw_cursor = request.query.get("cursor")
     cursor = query_int(request, "cursor", 0, 0, 2**62) if raw_cursor not in (None, "") else None
     history_only = request.query.get("history_only", "").lower() in ("1", "true", "yes")

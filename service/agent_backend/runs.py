@@ -153,8 +153,10 @@ class Run:
         started = time.monotonic()
         try:
             self.emit({"type": "start", "threadId": self.session_id, "runId": self.id})
-            stored = await q.list_messages(db, self.session_id)
-            history = build_history(stored)
+            if self.session.get("first_turn"):  # nothing earlier to load: the message just stored is all
+                history = [{"role": "user", "content": [{"type": "text", "text": self.content}]}]
+            else:
+                history = build_history(await q.list_messages(db, self.session_id))
             dctx, ictx, cwd = (self.session.get("directory_context"), self.session.get("instruction_context"),
                                self.session.get("cwd") or "")
             local = bool(self.session.get("local_execution", True))
@@ -391,7 +393,8 @@ class RunManager:
                 "SELECT s.local_execution, s.cwd, s.directory_context, s.instruction_context,"
                 " (SELECT CONCAT(r.id, ' ', r.owner) FROM runs r WHERE r.session_id=s.id AND r.status='running'"
                 "   AND r.heartbeat_at > %s ORDER BY r.started_at DESC LIMIT 1),"
-                " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id=s.id)"
+                " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id=s.id),"
+                " EXISTS(SELECT 1 FROM messages m WHERE m.session_id=s.id)"
                 " FROM sessions s WHERE s.id=%s AND s.user_id=%s FOR UPDATE", (cutoff, sid, user.id))
             if row is None:
                 raise SessionNotFound()
@@ -412,11 +415,13 @@ class RunManager:
             await q.touch_session(tx, sid, content.strip().splitlines()[0][:200] if content.strip() else None)
             first_seq = int(row[5]) + 1
         session = dict(session, local_execution=bool(row[0]), cwd=row[1],
-                       directory_context=q.json.loads(row[2]) if row[2] else None, instruction_context=row[3])
+                       directory_context=q.json.loads(row[2]) if row[2] else None, instruction_context=row[3],
+                       first_turn=not row[6])
         previous = self.hubs.get(sid)
         if previous is not None:  # numbers it handed out may still be on their way to MySQL
             first_seq = max(first_seq, previous.next_seq)
         hub = Hub(sid, run_id, first_seq)
+        hub.user_id = user.id
         run = Run(self, run_id=run_id, session=session, user=user, content=content, mode=body.get("mode"), hub=hub)
         self.hubs[sid] = hub
         self.runs[sid] = run
