@@ -29,8 +29,8 @@ def normalise(stderr: str) -> str:
     return re.sub(r"'(/[^']*)'", lambda m: f"{m[0]} ({m[1][1:].replace('/', '.')})", stderr)
 
 
-# The plain-text credentials of required.yaml: an error message must never repeat them.
-SECRETS_IN_BASE = ("db-password", "anthropic-key", "langchain-key")
+# Credentials in required.yaml and in the cases: an error message must never repeat them.
+SECRETS_IN_BASE = ("db-password", "anthropic-key", "langchain-key", "sk-plain-text")
 
 
 def assert_names_key(err: h.HelmError, case: Path):
