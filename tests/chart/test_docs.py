@@ -65,6 +65,11 @@ class TestGeneratedDocs:
         result = run_generator(tree, "--check")
         assert result.returncode == 0, result.stdout + result.stderr
 
+    def test_should_regenerate_the_committed_files_byte_for_byte(self, tree):
+        assert run_generator(tree).returncode == 0
+        for name in ("values.yaml", "values.schema.json", "README.md"):
+            assert (tree / "charts" / "agent-backend" / name).read_bytes() == (paths.CHART / name).read_bytes(), name
+
     @pytest.mark.parametrize("target", ["values.yaml", "values.schema.json", "README.md"])
     def test_should_detect_a_hand_edited_output(self, tree, target):
         out = tree / "charts" / "agent-backend" / target
