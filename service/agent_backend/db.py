@@ -140,6 +140,19 @@ class Database:
         async with asyncio.timeout(self.cfg.query_timeout):
             return await go()
 
+    async def script(self, conn, sql: str, args: Any = None) -> list[list[tuple]]:
+        """Several `;`-separated statements in one round trip; one row list per statement."""
+        async with asyncio.timeout(self.cfg.query_timeout):
+            cur = await conn.cursor()
+            try:
+                await cur.execute(sql, args)
+                results = [list(await cur.fetchall()) if cur.description else []]
+                while await cur.nextset():
+                    results.append(list(await cur.fetchall()) if cur.description else [])
+                return results
+            finally:
+                await cur.close()
+
     async def fetchall(self, sql: str, args: Any = None) -> list[tuple]:
         async with self.connection() as conn:
             rows, _, _ = await self._run(conn, sql, args)

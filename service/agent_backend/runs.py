@@ -329,6 +329,7 @@ class RunManager:
         self.closing = asyncio.Event()
         self.draining = False
         self._waiters: dict[str, asyncio.Future] = {}
+        self._starting: set[str] = set()
         self._bg: list[asyncio.Task] = []
         self.stale_after = max(4 * cfg.heartbeat_interval, 30.0)
 
@@ -386,34 +387,14 @@ class RunManager:
         run_id = str(uuid.uuid4())
         content = body["content"]
         cutoff = q.datetime.fromtimestamp(time.time() - self.stale_after, q.timezone.utc).replace(tzinfo=None)
-        async with self.db.transaction() as tx:
-            # One round trip: lock the session row (serialises runs of one session across replicas), and
-            # read its context, its live run (if any) and the last event number.
-            row = await tx.fetchone(
-                "SELECT s.local_execution, s.cwd, s.directory_context, s.instruction_context,"
-                " (SELECT CONCAT(r.id, ' ', r.owner) FROM runs r WHERE r.session_id=s.id AND r.status='running'"
-                "   AND r.heartbeat_at > %s ORDER BY r.started_at DESC LIMIT 1),"
-                " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id=s.id),"
-                " EXISTS(SELECT 1 FROM messages m WHERE m.session_id=s.id)"
-                " FROM sessions s WHERE s.id=%s AND s.user_id=%s FOR UPDATE", (cutoff, sid, user.id))
-            if row is None:
-                raise SessionNotFound()
-            if row[4]:
-                active_id, active_owner = row[4].split(" ", 1)
-                if active_owner != self.owner or sid in self.runs:
-                    raise RunConflict()
-                # ours, but no longer running here (its final update was lost, e.g. MySQL went away)
-                await tx.execute("UPDATE runs SET status='interrupted', finished_at=%s WHERE id=%s AND status='running'",
-                                 (q.utcnow(), active_id))
-            if sid in self.runs:
-                raise RunConflict()
-            await q.create_run(tx, run_id=run_id, session_id=sid, user_id=user.id,
-                               client_run_id=str(body.get("run_id") or "")[:64] or None, mode=body.get("mode"),
-                               owner=self.owner)
-            await q.add_message(tx, session_id=sid, run_id=run_id, role="user",
-                                content=[{"type": "text", "text": content}], status="complete")
-            await q.touch_session(tx, sid, content.strip().splitlines()[0][:200] if content.strip() else None)
-            first_seq = int(row[5]) + 1
+        if sid in self._starting:
+            raise RunConflict()
+        self._starting.add(sid)
+        try:
+            row = await self._store_turn(sid, user, run_id, content, body, cutoff)
+        finally:
+            self._starting.discard(sid)
+        first_seq = int(row[5]) + 1
         session = dict(session, local_execution=bool(row[0]), cwd=row[1],
                        directory_context=q.json.loads(row[2]) if row[2] else None, instruction_context=row[3],
                        first_turn=not row[6])
@@ -432,6 +413,49 @@ class RunManager:
         log(logger, logging.INFO, "run started", run_id=run_id, session_id=sid, user_id=user.id,
             mode=body.get("mode"))
         return run
+
+    async def _store_turn(self, sid: str, user: User, run_id: str, content: str, body: dict, cutoff) -> tuple:
+        """The run's start in one transaction and two round trips (multi-statement): lock the session row
+        (serialises runs of a session across replicas) while reading its context, its live run, the last
+        event number and whether it has earlier messages; then insert the run and the user's message,
+        touch the session and commit."""
+        async with self.db.connection() as conn:
+            _, rows = await self.db.script(
+                conn,
+                "START TRANSACTION;"
+                " SELECT s.local_execution, s.cwd, s.directory_context, s.instruction_context,"
+                " (SELECT CONCAT(r.id, ' ', r.owner) FROM runs r WHERE r.session_id=s.id AND r.status='running'"
+                "   AND r.heartbeat_at > %s ORDER BY r.started_at DESC LIMIT 1),"
+                " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id=s.id),"
+                " EXISTS(SELECT 1 FROM messages m WHERE m.session_id=s.id)"
+                " FROM sessions s WHERE s.id=%s AND s.user_id=%s FOR UPDATE", (cutoff, sid, user.id))
+            row = rows[0] if rows else None
+            orphan = None
+            if row is not None and row[4]:
+                active_id, active_owner = row[4].split(" ", 1)
+                if active_owner == self.owner and sid not in self.runs:
+                    orphan = active_id  # ours, but not running here any more (its final update was lost)
+            if row is None or (row[4] and orphan is None) or sid in self.runs:
+                await self.db.script(conn, "ROLLBACK")
+                if row is None:
+                    raise SessionNotFound()
+                raise RunConflict()
+            now = q.utcnow()
+            title = content.strip().splitlines()[0][:200] if content.strip() else None
+            sql = ("INSERT INTO runs (id, session_id, user_id, client_run_id, status, mode, owner, heartbeat_at,"
+                   " started_at) VALUES (%s,%s,%s,%s,'running',%s,%s,%s,%s);"
+                   " INSERT INTO messages (session_id, run_id, role, content, status, created_at)"
+                   " VALUES (%s,%s,'user',%s,'complete',%s);"
+                   " UPDATE sessions SET last_used=%s, expired_at=NULL, title=COALESCE(title, %s) WHERE id=%s;")
+            args: list = [run_id, sid, user.id, str(body.get("run_id") or "")[:64] or None, body.get("mode"),
+                          self.owner, now, now,
+                          sid, run_id, q.dumps([{"type": "text", "text": content}]), now,
+                          now, title, sid]
+            if orphan:
+                sql = "UPDATE runs SET status='interrupted', finished_at=%s WHERE id=%s AND status='running'; " + sql
+                args = [now, orphan, *args]
+            await self.db.script(conn, sql + " COMMIT", args)
+            return row
 
     def _run_done(self, run: Run) -> None:
         if self.runs.get(run.session_id) is run:
