@@ -526,7 +526,7 @@ class RunManager:
         for run in left:
             run.cancel("shutdown")
         if left:
-            await asyncio.wait([r.task for r in left], timeout=10)
+            await asyncio.wait([r.task for r in left], timeout=5)
         self.closing.set()
         for fut in self._waiters.values():
             if not fut.done():
