@@ -213,8 +213,14 @@ class Demo:
             say(f"        LangSmith: a local stand-in at {traces.url} (records the traces)")
 
             db = mariadb_support.MariaDB(basedir=self.tmp / "mariadb")
-            db.start()
-            self.on_exit("MariaDB", lambda: self._destroy_db(db))
+            # The helper installs the system tables into a template under the temp dir; point it at the
+            # demo's own temp dir, so the demo never shares (or removes) a template other runs use.
+            saved, tempfile.tempdir = tempfile.tempdir, str(self.tmp)
+            try:
+                db.start()
+            finally:
+                tempfile.tempdir = saved
+            self.on_exit("MariaDB", db.destroy)
             self.started(f"MariaDB {db.host}:{db.port} (data in {db.datadir})",
                          db._proc.pid if db._proc else None)
             db.create_database(name=db_values["name"], user=db_values["username"], password=db_values["password"])
@@ -279,17 +285,6 @@ class Demo:
                 raise
             self.base_url = f"http://127.0.0.1:{port}"
             say(f"      ready: the service listens on {self.base_url}")
-
-    def _destroy_db(self, db: mariadb_support.MariaDB) -> None:
-        db.destroy()
-        # The helper keeps a template datadir per process; it is ours to remove too.
-        template = getattr(mariadb_support, "_template_dir", None)
-        cleanup = getattr(mariadb_support, "cleanup_template", None)
-        if cleanup is not None:
-            cleanup()
-        elif template is not None:
-            shutil.rmtree(Path(template).parent, ignore_errors=True)
-            mariadb_support._template_dir = None
 
     @staticmethod
     def _describe(pod: LocalPod, container: dict[str, Any]) -> str:
