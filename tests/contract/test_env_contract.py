@@ -5,6 +5,7 @@ container's rendered environment through a mapping that records every name it lo
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 import pytest
@@ -172,3 +173,37 @@ def test_helm3_renders_the_same_objects_as_helm4(example: Example) -> None:
     helm3 = render(files=[example.path], helm="helm3")
     assert [dict(o) for o in helm3] == [dict(o) for o in example.objs], (
         f"{example.id}: helm 3.18 and helm 4.1 render different objects")
+
+
+_DEFAULT_DOMAIN = re.compile(r'^\{\{\s*printf\s+"([a-z0-9-]+)\.%s"\s+\.Values\.global\.platformExternalDomain\s*\}\}$')
+
+
+def _domain(example: Example, key: str) -> str:
+    """global.<key> as the chart evaluates it (its default template, or a literal host)."""
+    value = example.values["global"][key]
+    m = _DEFAULT_DOMAIN.match(value.strip())
+    if m:
+        return f"{m.group(1)}.{example.values['global']['platformExternalDomain']}"
+    assert "{{" not in value, f"{example.id}: cannot evaluate global.{key}={value!r} here; use a literal host"
+    return value
+
+
+def test_the_service_sees_what_the_values_say(example: Example) -> None:
+    """values -> chart -> environment -> the service's own config: every setting arrives unchanged."""
+    pod = local_pod(example)
+    cfg = service_config.load_config(pod.resolve_env(pod.app).values)
+    v = example.values
+    platform = v["global"]["platformExternalDomain"]
+    assert (cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user) == (
+        v["database"]["host"], int(v["database"]["port"]), v["database"]["name"], v["database"]["username"])
+    assert cfg.anthropic_model == v["anthropicModel"]
+    assert (cfg.environment, cfg.log_level) == (v["environment"], v["logLevel"])
+    assert (cfg.platform_url, cfg.platform_api_url) == (f"https://{platform}", f"https://{platform}/api")
+    assert cfg.public_url == f"https://{_domain(example, 'agentBackendDomain')}"
+    assert cfg.mcp_url == f"https://{_domain(example, 'mcpDomain')}/mcp"
+    assert cfg.port == int(v["service"]["http"]["targetPort"])
+    assert cfg.tracing_enabled, f"{example.id}: LangSmith tracing is off although a LangChain key is configured"
+    for ingress in example.objs.of_kind("Ingress"):  # the public URL is where the Ingress publishes it
+        hosts = [r.get("host") for r in ingress["spec"].get("rules") or []]
+        assert cfg.public_url.removeprefix("https://") in hosts, (
+            f"{example.id}: AGENT_BACKEND_PUBLIC_URL={cfg.public_url}, Ingress hosts {hosts}")
