@@ -421,7 +421,7 @@ class Demo:
     def serve(self) -> None:
         say("\n==> 4. The service is running")
         say(f"    It listens on {self.base_url} (the pod's port `http`; the chart's Service maps port 80 to it).")
-        say("    Talk to it from another terminal:")
+        say("    Talk to it from another terminal, in the repository root:")
         say(f"      SEQERA_AI_BACKEND_URL={self.base_url} SEQERA_ACCESS_TOKEN={self.token} \\")
         say(f"        {paths.SEQERA_CLI.relative_to(ROOT)} ai")
         say("    (the token is the one the local Platform stand-in accepts; any other is refused with 401)")
