@@ -3,7 +3,6 @@ the run manager into one aiohttp Application. All state lives on the app (no mod
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time

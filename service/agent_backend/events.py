@@ -11,7 +11,6 @@ live without an `id` (it cannot be replayed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time

@@ -306,12 +306,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     except q.DatabaseUnavailable:
         log(logger, logging.WARNING, "event stream ended: database unavailable", session_id=sid)
         return resp  # ends without finish: the CLI reconnects with its cursor
-    with_eof = True
-    if with_eof:
-        try:
-            await resp.write_eof()
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            pass
+    try:
+        await resp.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        pass
     return resp
 
 

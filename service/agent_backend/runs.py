@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import Any
+
 
 from . import db as q
 from .auth import User
