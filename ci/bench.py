@@ -791,6 +791,7 @@ def _terminate(signum: int, _frame: object) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C even if started with SIGINT ignored
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     _raise_nofile()
