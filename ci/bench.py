@@ -344,6 +344,39 @@ async def direct_ttft(http: aiohttp.ClientSession, ep: Endpoints) -> TtftSample:
     return TtftSample(total=t_first - t0, open=t_open - t0, first=t_first - t_open)
 
 
+async def sdk_ttft_samples(ep: Endpoints, n: int, warmup: int) -> list[float] | None:
+    """Information only: TTFT of the official anthropic SDK called directly (aiohttp transport, the service's
+    system prompt and tools), to show how much of the added TTFT the SDK itself accounts for."""
+    try:
+        import anthropic
+
+        from agent_backend.tools import system_prompt, tools_for_mode
+        tools = tools_for_mode(None)
+        system = system_prompt(cwd=SESSION_BODY["cwd"], directory_context={}, instruction_context="", mode=None,
+                               local_execution=True)
+    except Exception as exc:  # the row is optional; the benchmark goes on without it
+        print(f"[bench] SDK baseline skipped: {type(exc).__name__}: {exc}", flush=True)
+        return None
+    client = anthropic.AsyncAnthropic(api_key=ep.anthropic_key, base_url=ep.anthropic, max_retries=0,
+                                      http_client=anthropic.DefaultAioHttpClient())
+    out: list[float] = []
+    try:
+        for i in range(warmup + n):
+            t0 = time.perf_counter()
+            first = None
+            stream = await client.messages.create(
+                model=MODEL, max_tokens=1024, stream=True, system=system, tools=tools,
+                messages=[{"role": "user", "content": [{"type": "text", "text": "[bench fast] hello"}]}])
+            async for ev in stream:
+                if ev.type == "content_block_delta" and first is None:
+                    first = time.perf_counter() - t0
+            if i >= warmup and first is not None:
+                out.append(first)
+    finally:
+        await client.close()
+    return out
+
+
 # ------------------------------------------------------------------------------------------------
 # the concurrency phase
 # ------------------------------------------------------------------------------------------------
@@ -611,6 +644,7 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
                     direct.append(await direct_ttft(http, ep))
             info["cpu_per_turn_ms"] = (cpu_seconds(pid) - cpu0) / args.samples * 1000
             info["sql_per_turn"] = (mysql_questions(db) - q0 - 1) / args.samples - info["sql_per_session"]
+            info["sdk_ttft"] = await sdk_ttft_samples(ep, max(args.samples // 2, 20), args.warmup)
 
             # -- 2. idle -----------------------------------------------------------------------------
             probe_out = workdir / "health.json"
@@ -663,6 +697,12 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
                     add50 * 1000 < ADDED_TTFT_P50_MS, f"direct {fmt_ms(d50)}", f"{s50 / d50:.1f}x"))
     rows.append(Row("added TTFT p99 (service p99 - direct p99)", fmt_ms(add99), f"< {ADDED_TTFT_P99_MS:g} ms",
                     add99 * 1000 < ADDED_TTFT_P99_MS, f"direct {fmt_ms(d99)}", f"{s99 / d99:.1f}x"))
+    sdk = info.get("sdk_ttft")
+    if sdk:
+        k50, k99 = percentile(sdk, 50), percentile(sdk, 99)
+        rows.append(Row("  for reference: TTFT via the anthropic SDK directly p50 / p99",
+                        f"{fmt_ms(k50)} / {fmt_ms(k99)}", baseline="direct",
+                        ratio=f"SDK adds {fmt_ms(k50 - d50)} / {fmt_ms(k99 - d99)}"))
     for name, attr in (("POST messages round trip", "post"), ("GET events until headers", "open"),
                        ("headers -> first text-delta", "first")):
         vals = [getattr(s, attr) for s in via]
