@@ -217,6 +217,17 @@ def read_status_kib(path: str, key: str) -> int | None:
     return None
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs of the machine spent busy so far (/proc/stat, steal included)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = v
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return float("nan")
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads), in seconds."""
     try:
@@ -635,6 +646,8 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
             via: list[TtftSample] = []
             q0 = mysql_questions(db)
             cpu0 = cpu_seconds(pid)
+            t_ttft0, m_ttft0 = time.monotonic(), machine_busy_seconds()
+            own_ttft0 = sum(os.times()[:2]) + sum(cpu_seconds(p) for p in others.values())
             for i in range(args.samples):
                 if i % 2:
                     direct.append(await direct_ttft(http, ep))
@@ -643,6 +656,9 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
                     via.append(await service_ttft(http, ep))
                     direct.append(await direct_ttft(http, ep))
             info["cpu_per_turn_ms"] = (cpu_seconds(pid) - cpu0) / args.samples * 1000
+            own = sum(os.times()[:2]) + sum(cpu_seconds(p) for p in others.values()) - own_ttft0 \
+                + (cpu_seconds(pid) - cpu0)
+            info["foreign_ttft_cores"] = (machine_busy_seconds() - m_ttft0 - own) / (time.monotonic() - t_ttft0)
             info["sql_per_turn"] = (mysql_questions(db) - q0 - 1) / args.samples - info["sql_per_session"]
             info["sdk_ttft"] = await sdk_ttft_samples(ep, max(args.samples // 2, 20), args.warmup)
 
@@ -665,11 +681,14 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
                 cpu1 = cpu_seconds(pid)
                 others0 = {name: cpu_seconds(p) for name, p in others.items()}
                 self0 = sum(os.times()[:2])
+                machine0 = machine_busy_seconds()
                 conc = await concurrency_phase(http, ep, args.streams, args.ramp, args.steady, args.delta_interval,
                                                ramp_timeout=args.ramp + 60, drain_timeout=args.ramp + 60)
                 info["cpu_conc_s"] = cpu_seconds(pid) - cpu1
                 info["cpu_others"] = {"load generator": sum(os.times()[:2]) - self0,
                                       **{name: cpu_seconds(p) - others0[name] for name, p in others.items()}}
+                info["cpu_foreign"] = (machine_busy_seconds() - machine0 - info["cpu_conc_s"]
+                                       - sum(info["cpu_others"].values()))
                 await asyncio.sleep(1.0)
                 t_after0 = time.monotonic()
                 await asyncio.sleep(1.0)
@@ -703,6 +722,8 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
         rows.append(Row("  for reference: TTFT via the anthropic SDK directly p50 / p99",
                         f"{fmt_ms(k50)} / {fmt_ms(k99)}", baseline="direct",
                         ratio=f"SDK adds {fmt_ms(k50 - d50)} / {fmt_ms(k99 - d99)}"))
+    rows.append(Row("  CPU used by unrelated work on the machine meanwhile",
+                    f"{info['foreign_ttft_cores']:.2f} of {os.cpu_count()} cores"))
     for name, attr in (("POST messages round trip", "post"), ("GET events until headers", "open"),
                        ("headers -> first text-delta", "first")):
         vals = [getattr(s, attr) for s in via]
@@ -736,6 +757,9 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
     rows.append(Row("  service CPU during the phase", f"{info['cpu_conc_s']:.1f} s of {dur:.1f} s "
                     f"({info['cpu_conc_s'] / dur * 100:.0f}% of one core)"))
     rows.append(Row("  others' CPU in that time", ", ".join(f"{k} {v:.1f} s" for k, v in info["cpu_others"].items())))
+    info["foreign_cores"] = info["cpu_foreign"] / dur
+    rows.append(Row("  CPU used by unrelated work on the machine meanwhile",
+                    f"{info['cpu_foreign']:.1f} s ({info['foreign_cores']:.2f} of {os.cpu_count()} cores)"))
 
     idle_h = [ms for t, ms, st in health if t_idle0 <= t <= t_idle1 and st == 200]
     load = [(ms, st) for t, ms, st in health if conc.t_start <= t <= conc.t_end]
@@ -893,6 +917,10 @@ def main(argv: list[str]) -> int:
     print()
     print_table(rows)
     missed = [r for r in rows if r.ok is False]
+    busy = max(info.get("foreign_cores", 0), info.get("foreign_ttft_cores", 0))
+    if busy > 0.25:
+        print(f"\n[bench] WARNING: unrelated work used up to {busy:.2f} of {os.cpu_count()} CPUs while measuring; "
+              "latency figures (p99 above all) are inflated by it. Re-run on a quiet machine.")
     print()
     print(f"[bench] load average {os.getloadavg()[0]:.2f} at the end; "
           f"{len(missed)} target(s) missed; {time.monotonic() - started:.0f} s in all"
