@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-SID = str(uuid.uuid4())
+SID = "5e55e55e-0000-4000-8000-000000000001"  # fixed: xdist workers must collect the same ids
 PROTECTED = [
     ("GET", "/v1/cli/user-info"),
     ("GET", "/v1/cli/service-info"),

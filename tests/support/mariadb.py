@@ -15,6 +15,8 @@ TCP with the user and password of `create_database()`.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -47,21 +49,36 @@ def _user_args() -> list[str]:
 
 
 def _template() -> Path:
-    """A datadir with the system tables installed (once per process)."""
+    """A datadir with the system tables installed: made once per machine and mariadbd build, under a
+    file lock so that parallel pytest-xdist workers never run mariadb-install-db at the same time."""
     global _template_dir
     with _template_lock:
-        if _template_dir is None or not (_template_dir / "mysql").is_dir():
-            base = Path(tempfile.mkdtemp(prefix="mariadb-template-"))
-            data = base / "data"
-            proc = subprocess.run(
-                [_binary("mariadb-install-db"), "--no-defaults", f"--datadir={data}", *_user_args(),
-                 "--auth-root-authentication-method=normal", "--skip-test-db"],
-                capture_output=True, text=True,
-            )
-            if proc.returncode != 0:
-                raise RuntimeError(f"mariadb-install-db failed:\n{proc.stdout}\n{proc.stderr}")
-            _template_dir = data
-        return _template_dir
+        if _template_dir is not None and (_template_dir.parent / "ready").exists():
+            return _template_dir
+        version = subprocess.run([_binary("mariadbd"), "--version"], capture_output=True, text=True).stdout
+        tag = hashlib.sha256(f"{version}{os.geteuid()}".encode()).hexdigest()[:12]
+        base = Path(tempfile.gettempdir()) / f"agent-backend-mariadb-template-{tag}"
+        base.mkdir(exist_ok=True)
+        with open(base / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                data = base / "data"
+                if not (base / "ready").exists():
+                    shutil.rmtree(data, ignore_errors=True)
+                    tmp = base / "tmp"
+                    tmp.mkdir(exist_ok=True)
+                    proc = subprocess.run(
+                        [_binary("mariadb-install-db"), "--no-defaults", f"--datadir={data}", *_user_args(),
+                         "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={tmp}"],
+                        capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmp)},
+                    )
+                    if proc.returncode != 0:
+                        raise RuntimeError(f"mariadb-install-db failed:\n{proc.stdout}\n{proc.stderr}")
+                    (base / "ready").write_text(version)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        _template_dir = data
+        return data
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,7 @@ class MariaDB:
         self.datadir = self.basedir / "data"
         self.socket = self.basedir / "s.sock"
         self.log = self.basedir / "mariadbd.log"
+        self.tmpdir = self.basedir / "tmp"
         self._proc: subprocess.Popen[bytes] | None = None
         self._counter = 0
 
@@ -110,6 +128,7 @@ class MariaDB:
             return self
         if not (self.datadir / "mysql").is_dir():
             shutil.copytree(_template(), self.datadir, dirs_exist_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         for attempt in range(5):
             if self._launch(timeout):
                 return self
@@ -122,7 +141,7 @@ class MariaDB:
         with open(self.log, "ab") as logf:
             self._proc = subprocess.Popen(
                 [_binary("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
-                 f"--port={self.port}", "--bind-address=127.0.0.1", *_user_args(), "--skip-log-bin",
+                 f"--port={self.port}", "--bind-address=127.0.0.1", f"--tmpdir={self.tmpdir}", *_user_args(), "--skip-log-bin",
                  "--innodb-buffer-pool-size=64M", "--max-connections=1000", f"--pid-file={self.basedir}/pid",
                  "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=2"],
                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
