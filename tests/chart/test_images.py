@@ -40,7 +40,7 @@ class TestAppImage:
         objs = h.render(k8s.values({"image": {"registry": "cr.example.com", "digest": DIGEST}}))
         image = k8s.app_container(objs)["image"]
         repo = "cr.example.com/private/nf-tower-enterprise/agent-backend"
-        assert image in (f"{repo}@{DIGEST}", f"{repo}:{APP_VERSION}@{DIGEST}"), image
+        assert image == f"{repo}:{APP_VERSION}@{DIGEST}"
 
     def test_should_apply_the_pull_policy(self):
         objs = h.render(k8s.values({"image": {"pullPolicy": "Always"}}))

@@ -1,16 +1,13 @@
 {{/* Image references and pull secrets. */}}
 
-{{/* agent-backend.images.image: takes dict "image" (an .image values section) "context" (root); returns "[registry/]repository:tag", or "[registry/]repository@digest" when a digest is set. global.imageRegistry, when set, replaces the section's registry; the tag is rendered with tpl and defaults to the appVersion. */}}
+{{/* agent-backend.images.image: takes dict "image" (an .image values section) "context" (root); returns "[registry/]repository:tag", with "@digest" appended when a digest is set (the runtime pulls by digest; the tag stays for people reading it). global.imageRegistry, when set, replaces the section's registry; the tag is rendered with tpl and defaults to the appVersion. */}}
 {{- define "agent-backend.images.image" -}}
 {{- $registry := .context.Values.global.imageRegistry | default .image.registry | default "" | trimSuffix "/" -}}
 {{- $repository := .image.repository -}}
 {{- $name := ternary (printf "%s/%s" $registry $repository) $repository (ne $registry "") -}}
-{{- if .image.digest -}}
-{{- printf "%s@%s" $name .image.digest -}}
-{{- else -}}
 {{- $tag := include "agent-backend.tpl.withChart" (dict "value" (.image.tag | default "") "context" .context) | default (toString .context.Chart.AppVersion) -}}
 {{- printf "%s:%s" $name $tag -}}
-{{- end -}}
+{{- with .image.digest -}}@{{ . }}{{- end -}}
 {{- end -}}
 
 {{/* agent-backend.images.secretNames: takes a list of pull secrets (names or {name: ...} maps); returns the names as a YAML list. */}}
