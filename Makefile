@@ -1,6 +1,8 @@
 # Two commands matter: `make demo` and `make test`. Both install what they need first (ci/setup.sh).
 SHELL := /bin/bash
 PY := .venv/bin/python
+# Two workers: the machines here have two cores.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: setup test demo bench docs
 
