@@ -134,7 +134,7 @@ async def _on_startup(app: web.Application) -> None:
     c.runs = RunManager(cfg, c.db, c.llm, c.tracer, c.writer)
     await c.runs.start()
     c.streamer = EventStreamer(c.db, c.runs.hubs, c.runs.wait_run_started, c.runs.remote_run_active,
-                               cfg.sse_ping_interval, c.runs.closing)
+                               cfg.sse_ping_interval or cfg.heartbeat_interval, c.runs.closing)
     c.monitor = asyncio.get_running_loop().create_task(_monitor_db(c), name="db-monitor")
     log(logger, logging.INFO, "agent-backend started", version=cfg.version, port=cfg.port,
         environment=cfg.environment, model=cfg.anthropic_model, tracing=cfg.tracing_enabled,

@@ -82,8 +82,8 @@ class Config:
     auth_timeout: float = 5.0
     tool_result_timeout: float = 300.0
     shutdown_grace: float = 20.0
-    heartbeat_interval: float = 15.0
-    sse_ping_interval: float = 15.0
+    heartbeat_interval: float = 15.0   # SSE `: ping` comments and the runs' liveness mark in MySQL
+    sse_ping_interval: float | None = None  # None: the same as heartbeat_interval
     max_tokens: int = 8192
     max_steps: int = 25                # model calls per run (tool loop bound)
     llm_retries: int = 3               # extra attempts before the first byte
