@@ -28,6 +28,8 @@ FAIL_FAST_S = 1.0
 class DatabaseUnavailable(Exception):
     """The database cannot be reached or did not answer in time."""
 
+    from_callback = True  # raised from a streaming callback it is ours, not the model provider's (llm.py)
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)

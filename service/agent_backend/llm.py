@@ -127,6 +127,8 @@ class LLM:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if getattr(exc, "from_callback", False):
+                    raise  # the caller's own failure (e.g. its event log is gone), not the model's
                 if state.started:
                     log(logger, logging.WARNING, "model stream failed after it started", error=describe(exc))
                     raise UpstreamError(describe(exc), started=True) from None
