@@ -61,8 +61,7 @@ class TestWaitForMySQLImage:
             "registry": "docker.io", "repository": "library/mysql", "tag": "9.1",
             "digest": MYSQL_DIGEST, "pullPolicy": "Never"}}}}))
         c = k8s.wait_container(objs)
-        assert c["image"] in (f"docker.io/library/mysql@{MYSQL_DIGEST}",
-                              f"docker.io/library/mysql:9.1@{MYSQL_DIGEST}"), c["image"]
+        assert c["image"] == f"docker.io/library/mysql:9.1@{MYSQL_DIGEST}"
         assert c["imagePullPolicy"] == "Never"
 
     def test_should_evaluate_the_tag_as_a_template(self):
