@@ -358,17 +358,25 @@ class RunManager:
     async def _sweep_stale(self) -> None:
         """Runs whose owner stopped heart-beating: end their event log with an error so clients stop waiting."""
         cutoff = q.datetime.fromtimestamp(time.time() - self.stale_after, q.timezone.utc).replace(tzinfo=None)
-        rows = await self.db.fetchall("SELECT id, session_id FROM runs WHERE status='running' AND heartbeat_at < %s",
-                                      (cutoff,))
-        for run_id, session_id in rows:
-            if session_id in self.runs:
+        rows = await self.db.fetchall("SELECT id, session_id, started_at FROM runs WHERE status='running'"
+                                      " AND heartbeat_at < %s", (cutoff,))
+        for run_id, session_id, started_at in rows:
+            if session_id in self.runs or session_id in self._starting:
                 continue
-            seq = await q.last_seq(self.db, session_id) + 1
-            with contextlib.suppress(Exception):
-                await q.insert_events(self.db, [(session_id, seq, run_id, "error",
-                                                 q.dumps({"type": "error", "error": SHUTDOWN_MESSAGE}), q.utcnow())])
-            await self.db.execute("UPDATE runs SET status='interrupted', finished_at=%s, error=%s "
-                                  "WHERE id=%s AND status='running'", (q.utcnow(), "owner stopped", run_id))
+            async with self.db.transaction() as tx:
+                # The session row lock orders this with start_run on every replica: a newer run of the
+                # session owns the next event numbers, and then nothing is appended for the dead one.
+                row = await tx.fetchone(
+                    "SELECT (SELECT COUNT(*) FROM runs r WHERE r.session_id=s.id AND r.started_at > %s),"
+                    " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id=s.id)"
+                    " FROM sessions s WHERE s.id=%s FOR UPDATE", (started_at, session_id))
+                if row is not None and int(row[0]) == 0:
+                    await tx.execute(
+                        "INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES (%s,%s,%s,%s,%s,%s)",
+                        (session_id, int(row[1]) + 1, run_id, "error",
+                         q.dumps({"type": "error", "error": SHUTDOWN_MESSAGE}), q.utcnow()))
+                await tx.execute("UPDATE runs SET status='interrupted', finished_at=%s, error=%s "
+                                 "WHERE id=%s AND status='running'", (q.utcnow(), "owner stopped", run_id))
             log(logger, logging.WARNING, "marked an orphaned run interrupted", run_id=run_id)
 
     async def start_run(self, user: User, session: dict, body: dict) -> Run:
