@@ -53,7 +53,7 @@ class DatabaseConfig:
     password: str = dataclasses.field(repr=False)
     connect_timeout: float = 3.0      # seconds to open one TCP connection
     acquire_timeout: float = 2.0      # seconds to wait for a pooled connection
-    query_timeout: float = 10.0       # seconds for one query before the connection is dropped
+    query_timeout: float = 5.0        # seconds for one query before the connection is dropped
     pool_max: int = 32
 
     def __repr__(self) -> str:  # never show the password

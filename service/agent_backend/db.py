@@ -71,6 +71,12 @@ class Database:
 
     def _mark_down(self, exc: BaseException) -> None:
         self._down_until = time.monotonic() + FAIL_FAST_S
+        # The idle pooled connections are most likely dead too: drop them, so that recovery does not
+        # cost one failed request (and one fail-fast second) per stale connection.
+        free = getattr(self._pool, "_free", None)
+        while free:
+            with contextlib.suppress(Exception):
+                free.popleft().close()
         was = self.healthy
         self.healthy = False
         self.last_error = type(exc).__name__
