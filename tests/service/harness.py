@@ -40,6 +40,7 @@ SERVICE_TUNABLES: dict[str, Any] = {
     "llm_backoff": 0.01,
     "auth_timeout": 3.0,
     "heartbeat_interval": 1.0,
+    "sse_ping_interval": 1.0,
     "shutdown_grace": 10.0,
     "tool_result_timeout": 60.0,
 }

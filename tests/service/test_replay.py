@@ -118,7 +118,7 @@ async def test_heartbeats_keep_an_idle_stream_alive(service, alice):
     stream = await alice.open_events(sid)
     await stream.until_type("text-delta")
     while True:  # the model is holding: the service must send `: ping` comments meanwhile
-        ev = await stream.next(timeout=service.config.heartbeat_interval * 10)
+        ev = await stream.next(timeout=service.config.sse_ping_interval * 10)
         if ev is not None and ev.comment is not None and ev.data is None:
             break
     service.anthropic.release()
