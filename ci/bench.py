@@ -550,7 +550,6 @@ def testbed(args: argparse.Namespace) -> Iterator[Testbed]:
         stack.callback(shutil.rmtree, workdir, True)
         (workdir / "home").mkdir()
         base_env = base_process_env(workdir / "home")
-        stack.callback(_remove_mariadb_template)
         db = MariaDB(basedir=workdir / "mariadb")
         stack.callback(db.destroy)
         for attempt in range(3):  # concurrent template installs elsewhere can fail spuriously
@@ -854,19 +853,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if getattr(a, name) is None:
             setattr(a, name, quick if q else full)
     return a
-
-
-def _remove_mariadb_template() -> None:
-    """tests/support/mariadb.py keeps a system-tables template dir per process; remove ours."""
-    import tests.support.mariadb as mariadb_support
-
-    cleanup = getattr(mariadb_support, "cleanup_template", None)
-    if cleanup is not None:
-        cleanup()
-        return
-    template = getattr(mariadb_support, "_template_dir", None)
-    if template is not None:
-        shutil.rmtree(Path(template).parent, ignore_errors=True)
 
 
 def _terminate(signum: int, _frame: object) -> None:
