@@ -183,3 +183,19 @@ async def test_sse_frames_are_what_the_cli_can_read(service, alice):
     for e in turn.events:
         if e.data is not None and e.type not in ("history_end",):
             assert e.id is not None, f"part without id cannot be resumed: {e.raw!r}"
+
+
+async def test_unanswered_tool_call_times_out_into_an_error_result(make_service, sentinels):
+    svc = await make_service(tool_result_timeout=0.5)
+    alice = svc.cli(sentinels.alice_token)
+    svc.anthropic.script(Reply.tool_use("execute_bash_local", {"command": "sleep 1000"}), Reply.text("gave up"))
+    sid = await alice.create_session()
+    assert (await alice.send(sid, "run something slow")).status < 300
+    stream = await alice.open_events(sid)
+    await stream.until_type("execute-local")  # ...and never answer it, like a CLI that went away
+    end = await stream.until_type("finish", "error")
+    await stream.close()
+    assert end.type == "finish" and stream.text().endswith("gave up")
+    [result] = [b for b in last_user_blocks(svc.anthropic.message_requests[1]) if b.get("type") == "tool_result"]
+    assert result.get("is_error") is True
+    assert "time" in tool_result_text(result).lower()

@@ -108,3 +108,18 @@ async def test_database_lost_during_a_run(outage_service):
     assert r.body["messages"][0]["content"] == "go"  # acknowledged before the outage: kept
     turn = await alice.turn(sid, "back again")
     assert turn.terminal["type"] == "finish"
+
+
+async def test_readiness_reflects_the_database(outage_service):
+    svc = outage_service
+    anon = svc.cli(None)
+    alice = svc.cli(svc.sentinels.alice_token)
+    await alice.list_sessions()  # touch the database once
+    assert (await wait_status(lambda: anon.get("/health?ready=1"), 200)).status == 200
+    svc.mariadb.stop()
+    await alice.list_sessions()  # the first failed query is noticed at once
+    r = await wait_status(lambda: anon.get("/health?ready=1"), 503)
+    assert "database" in r.text
+    assert (await anon.get("/health")).status == 200  # liveness stays up
+    svc.mariadb.start()
+    await wait_status(lambda: anon.get("/health?ready=1"), 200)

@@ -31,6 +31,13 @@ async def test_sigterm_lets_a_stream_in_flight_finish(service_process, sentinels
             except aiohttp.ClientError:
                 accepted = False
         assert not accepted, "a new session was created after SIGTERM"
+        async with aiohttp.ClientSession() as fresh:
+            try:
+                async with fresh.get(proc.url + "/health?ready=1") as r:
+                    ready = r.status == 200
+            except aiohttp.ClientError:
+                ready = False
+        assert not ready, "readiness still says ready while draining"
 
         anthropic_standin.release()
         end = await stream.until_type("finish", "error")
