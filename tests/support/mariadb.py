@@ -44,6 +44,17 @@ def _binary(name: str) -> str:
     raise RuntimeError(f"{name} not found: run ci/setup.sh (it installs mariadb-server)")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM mariadbd when the process that started it dies, so a
+    killed pytest worker or script never leaves a server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def _user_args() -> list[str]:
     return ["--user=root"] if os.geteuid() == 0 else []
 
@@ -144,7 +155,7 @@ class MariaDB:
                  f"--port={self.port}", "--bind-address=127.0.0.1", f"--tmpdir={self.tmpdir}", *_user_args(), "--skip-log-bin",
                  "--innodb-buffer-pool-size=64M", "--max-connections=1000", f"--pid-file={self.basedir}/pid",
                  "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=2"],
-                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -250,6 +261,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="Run a throwaway MariaDB until Ctrl-C.")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
+    def _interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
     with MariaDB(port=args.port) as db:
         c = db.create_database()
         print(" ".join(f"{k}={v}" for k, v in c.env().items()), flush=True)
