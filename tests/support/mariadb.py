@@ -12,6 +12,10 @@ system tables are installed once per process into a template datadir and copied 
 a further server starts in about a second. Each server has its own port and directory, so pytest-xdist
 workers never share one. Root connects only through the server's unix socket; the service connects over
 TCP with the user and password of `create_database()`.
+
+A server is tied to the thread that started it (Linux PR_SET_PDEATHSIG): when that thread or process
+ends, mariadbd gets SIGTERM, so a killed test run leaves no server behind. Start servers from a
+long-lived thread (the main thread), not from a short-lived worker thread.
 """
 from __future__ import annotations
 
