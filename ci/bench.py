@@ -673,7 +673,7 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
             info["cpu_per_turn_ms"] = (cpu_seconds(pid) - cpu0) / args.samples * 1000
             own = sum(os.times()[:2]) + sum(cpu_seconds(p) for p in others.values()) - own_ttft0 \
                 + (cpu_seconds(pid) - cpu0)
-            info["foreign_ttft_cores"] = (machine_busy_seconds() - m_ttft0 - own) / (time.monotonic() - t_ttft0)
+            info["foreign_ttft_cores"] = max(0.0, (machine_busy_seconds() - m_ttft0 - own) / (time.monotonic() - t_ttft0))
             info["sql_per_turn"] = (mysql_questions(db) - q0 - 1) / args.samples - info["sql_per_session"]
             info["sdk_ttft"] = await sdk_ttft_samples(ep, max(args.samples // 2, 20), args.warmup)
 
@@ -776,6 +776,7 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
     rows.append(Row("  service CPU during the phase", f"{info['cpu_conc_s']:.1f} s of {dur:.1f} s "
                     f"({info['cpu_conc_s'] / dur * 100:.0f}% of one core)"))
     rows.append(Row("  others' CPU in that time", ", ".join(f"{k} {v:.1f} s" for k, v in info["cpu_others"].items())))
+    info["cpu_foreign"] = max(0.0, info["cpu_foreign"])
     info["foreign_cores"] = info["cpu_foreign"] / dur
     rows.append(Row("  CPU used by unrelated work on the machine meanwhile",
                     f"{info['cpu_foreign']:.1f} s ({info['foreign_cores']:.2f} of {os.cpu_count()} cores)"))
