@@ -129,8 +129,8 @@ container) and an image with a `mysql` client for the `wait-for-mysql` init cont
 (`initContainerDependencies.waitForMySQL.image.*`, `mysql:9` by default; any image with `bash` and a
 MySQL or MariaDB `mysql` client works).
 
-An image is `[registry/]repository:tag`, or `[registry/]repository@digest` when a digest is set (the
-digest wins over the tag). Tags are evaluated as templates; `image.tag` defaults to
+An image is `[registry/]repository:tag`, or `[registry/]repository:tag@digest` when a digest is set
+(the runtime pulls by digest; the tag stays for people reading the pod). Tags are evaluated as templates; `image.tag` defaults to
 `{{ .chart.AppVersion }}`, the chart's appVersion.
 
 To pull every image from one private registry, set `global.imageRegistry`: it **replaces** the
@@ -151,7 +151,7 @@ To list every image a values file will make the cluster pull (to copy them befor
 
 ```console
 helm template my-release ./charts/{{ name }} -f my-values.yaml \
-  | grep -E '^\s+image:' | sed -E 's/^\s+image:\s*//; s/"//g' | sort -u
+  | grep -E '^\s*(- )?image:' | sed -E 's/^\s*(- )?image:\s*//; s/"//g' | sort -u
 ```
 
 Images of your own `initContainers` are listed too; the install notes (`helm install` output)

@@ -25,6 +25,12 @@ class TestNotes:
         text = h.notes(k8s.values({"ingress": {"enabled": True},
                                    "global": {"platformExternalDomain": "acme.io"}}))
         assert "https://ai.acme.io" in text
+        assert "SEQERA_AI_BACKEND_URL=https://ai.acme.io seqera ai" in text
+
+    def test_should_point_the_cli_at_the_port_forward_without_an_ingress(self):
+        text = h.notes(k8s.values({"ingress": {"enabled": False}}))
+        assert "SEQERA_AI_BACKEND_URL=http://127.0.0.1:8002 seqera ai" in text
+        assert "SEQERA_AI_BACKEND_URL=https://" not in text
 
     @staticmethod
     def listed_images(text: str) -> list[str]:

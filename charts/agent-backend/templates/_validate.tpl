@@ -68,7 +68,21 @@
 {{- $errors = append $errors "agent-backend: service.http.targetPort must be a port number (it is the app container's port and AGENT_BACKEND_PORT)" -}}
 {{- end -}}
 {{- $portNames := list $v.service.http.name -}}
+{{- $ports := list (printf "%v/TCP" $v.service.http.port) -}}
+{{- $nodePorts := list -}}
+{{- if not (kindIs "invalid" $v.service.http.nodePort) -}}{{- $nodePorts = append $nodePorts (toString $v.service.http.nodePort) -}}{{- end -}}
 {{- range $i, $extra := ($v.service.extraServices | default list) -}}
+{{- $port := printf "%v/%s" $extra.port ($extra.protocol | default "TCP") -}}
+{{- if has $port $ports -}}
+{{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].port %s is already used by another Service port" $i $port) -}}
+{{- end -}}
+{{- $ports = append $ports $port -}}
+{{- if not (kindIs "invalid" $extra.nodePort) -}}
+{{- if has (toString $extra.nodePort) $nodePorts -}}
+{{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].nodePort %v is already used by another Service port" $i $extra.nodePort) -}}
+{{- end -}}
+{{- $nodePorts = append $nodePorts (toString $extra.nodePort) -}}
+{{- end -}}
 {{- if and (not (kindIs "invalid" $extra.nodePort)) (not (has $v.service.type $nodePortTypes)) -}}
 {{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].nodePort is only allowed when service.type is NodePort or LoadBalancer" $i) -}}
 {{- end -}}
@@ -95,10 +109,35 @@
 {{- $errors = append $errors (printf "agent-backend: extraOptionsTemplateSpec.%s is owned by the chart; use %s instead" $key $instead) -}}
 {{- end -}}
 {{- end -}}
-{{- range $i, $vol := ($v.extraVolumes | default list) -}}
+{{- $rendered := dict -}}
+{{- range $key := list "extraVolumes" "extraVolumeMounts" "initContainers" -}}
+{{- $_ := set $rendered $key (include "agent-backend.tpl.render" (dict "value" (get $v $key | default list) "context" $) | fromYamlArray) -}}
+{{- end -}}
+{{- $volumes := list "tmp" -}}
+{{- range $i, $vol := $rendered.extraVolumes -}}
 {{- if eq (toString (get $vol "name")) "tmp" -}}
 {{- $errors = append $errors (printf "agent-backend: extraVolumes[%d] is named tmp, which the chart uses for /tmp; rename it" $i) -}}
 {{- end -}}
+{{- $volumes = append $volumes (toString (get $vol "name")) -}}
+{{- end -}}
+{{- $mountPaths := list "/tmp" -}}
+{{- range $i, $mount := $rendered.extraVolumeMounts -}}
+{{- if not (has (toString (get $mount "name")) $volumes) -}}
+{{- $errors = append $errors (printf "agent-backend: extraVolumeMounts[%d] mounts volume %q, which is not in extraVolumes" $i (toString (get $mount "name"))) -}}
+{{- end -}}
+{{- $path := toString (get $mount "mountPath") | trimSuffix "/" -}}
+{{- if has $path $mountPaths -}}
+{{- $errors = append $errors (printf "agent-backend: extraVolumeMounts[%d].mountPath %s is already mounted (the chart mounts /tmp)" $i $path) -}}
+{{- end -}}
+{{- $mountPaths = append $mountPaths $path -}}
+{{- end -}}
+{{- $containerNames := list "wait-for-mysql" "db-migration" "agent-backend" -}}
+{{- range $i, $c := $rendered.initContainers -}}
+{{- $name := toString (get $c "name") -}}
+{{- if has $name $containerNames -}}
+{{- $errors = append $errors (printf "agent-backend: initContainers[%d].name %q is already used by a container of the pod (the chart's are wait-for-mysql, db-migration and agent-backend)" $i $name) -}}
+{{- end -}}
+{{- $containerNames = append $containerNames $name -}}
 {{- end -}}
 {{- range $i, $var := ($v.extraEnvVars | default list) -}}
 {{- range (include "agent-backend.secrets.credentials" $ | fromYamlArray) -}}
@@ -115,8 +154,15 @@
 {{- range $name := list "startupProbe" "readinessProbe" "livenessProbe" -}}
 {{- $probe := get $v $name -}}
 {{- if $probe.enabled -}}
-{{- if not (include "agent-backend.pod.probePort" (dict "probe" $probe "context" $)) -}}
+{{- $port := include "agent-backend.pod.probePort" (dict "probe" $probe "context" $) -}}
+{{- if not $port -}}
 {{- $errors = append $errors (printf "agent-backend: %s.httpGet.port renders empty" $name) -}}
+{{- else if regexMatch "^[0-9]+$" $port -}}
+{{- if or (lt (atoi $port) 1) (gt (atoi $port) 65535) -}}
+{{- $errors = append $errors (printf "agent-backend: %s.httpGet.port must be 1-65535 (renders %s)" $name $port) -}}
+{{- end -}}
+{{- else if ne $port "http" -}}
+{{- $errors = append $errors (printf "agent-backend: %s.httpGet.port must be a port number or http, the app container's port name (renders %q)" $name $port) -}}
 {{- end -}}
 {{- if and (ne $name "readinessProbe") (ne (toString $probe.successThreshold) "1") -}}
 {{- $errors = append $errors (printf "agent-backend: %s.successThreshold must be 1 (Kubernetes rejects anything else)" $name) -}}
@@ -125,10 +171,19 @@
 {{- end -}}
 
 {{- /* Ingress */ -}}
+{{- /* An Ingress host is a lower-case DNS name without port (a leading "*." only on extra hosts). */ -}}
 {{- if $v.ingress.enabled -}}
+{{- $hostPattern := "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" -}}
+{{- $domain := include "agent-backend.config.domain" (dict "value" $v.global.agentBackendDomain "context" $) -}}
+{{- if and $domain (not (regexMatch $hostPattern $domain)) -}}
+{{- $errors = append $errors (printf "agent-backend: global.agentBackendDomain is the Ingress host, so it must be a lower-case DNS name without port (got %q)" $domain) -}}
+{{- end -}}
 {{- range $i, $h := ($v.ingress.extraHosts | default list) -}}
-{{- if not (include "agent-backend.config.domain" (dict "value" $h.host "context" $)) -}}
+{{- $host := include "agent-backend.config.domain" (dict "value" $h.host "context" $) -}}
+{{- if not $host -}}
 {{- $errors = append $errors (printf "agent-backend: ingress.extraHosts[%d].host renders empty" $i) -}}
+{{- else if not (regexMatch $hostPattern (trimPrefix "*." $host)) -}}
+{{- $errors = append $errors (printf "agent-backend: ingress.extraHosts[%d].host must be a lower-case DNS name without scheme, port or path (got %q)" $i $host) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
