@@ -47,9 +47,30 @@ async def read_json(request: web.Request) -> dict:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("request body is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
+    if b"\\u" in raw:  # only escapes can smuggle in a lone surrogate, which no database column can store
+        for name, value in body.items():
+            if not _encodable(value):
+                raise BadRequest(f"field '{name}' contains invalid Unicode (a lone surrogate escape)")
     return body
+
+
+def _encodable(value: Any) -> bool:
+    """Whether every string in a parsed JSON value (keys included) is valid UTF-8 text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_encodable(v) for v in value)
+    return True
 
 
 def field(body: dict, name: str, kind: type | tuple, *, required: bool = False, default: Any = None,

@@ -122,8 +122,10 @@ class Run:
         return self.mgr.writer.emit(self.hub, part, durable=durable)
 
     def cancel(self, reason: str) -> None:
-        if self.task and not self.task.done():
-            self.cancel_reason = self.cancel_reason or reason
+        # Once: a second cancel (Ctrl-C twice, or shutdown after a user cancel) would interrupt the storing
+        # of the partial answer, and one during the final bookkeeping would leave the run registered.
+        if self.task and not self.task.done() and self.cancel_reason is None and not self.finishing:
+            self.cancel_reason = reason
             self.task.cancel()
 
     def _first_token(self, started: float) -> None:
@@ -329,7 +331,7 @@ class RunManager:
         self.closing = asyncio.Event()
         self.draining = False
         self._waiters: dict[str, asyncio.Future] = {}
-        self._starting: set[str] = set()
+        self._starting: dict[str, str] = {}  # session id -> user id, while a run's start is being stored
         self._bg: list[asyncio.Task] = []
         self.stale_after = max(4 * cfg.heartbeat_interval, 30.0)
 
@@ -343,7 +345,9 @@ class RunManager:
         while not self.closing.is_set():
             with contextlib.suppress(DatabaseUnavailable, Exception):
                 await q.heartbeat_runs(self.db, [r.id for r in self.runs.values()])
-                await q.interrupt_orphans(self.db, self.owner, [r.id for r in self.runs.values()])
+                # Only runs older than stale_after: one whose start commits during this call is not yet
+                # in self.runs, and must not be taken for an orphan.
+                await q.interrupt_orphans(self.db, self.owner, [r.id for r in self.runs.values()], self.stale_after)
                 if time.monotonic() - swept_at > self.stale_after:
                     await self._sweep_stale()
                     swept_at = time.monotonic()
@@ -384,6 +388,8 @@ class RunManager:
             raise ServiceDraining()
         sid = session["id"]
         old = self.runs.get(sid)
+        if (old is not None and old.user.id != user.id) or self._starting.get(sid, user.id) != user.id:
+            raise SessionNotFound()  # another user's session: never reveal that it exists or is busy
         if old is not None and old.finishing and old.task is not None:
             await asyncio.wait((old.task,), timeout=10)  # its terminal part is being written: wait for it
         if sid in self.runs:
@@ -397,11 +403,11 @@ class RunManager:
         cutoff = q.datetime.fromtimestamp(time.time() - self.stale_after, q.timezone.utc).replace(tzinfo=None)
         if sid in self._starting:
             raise RunConflict()
-        self._starting.add(sid)
+        self._starting[sid] = user.id
         try:
             row = await self._store_turn(sid, user, run_id, content, body, cutoff)
         finally:
-            self._starting.discard(sid)
+            self._starting.pop(sid, None)
         first_seq = int(row[5]) + 1
         session = dict(session, local_execution=bool(row[0]), cwd=row[1],
                        directory_context=q.json.loads(row[2]) if row[2] else None, instruction_context=row[3],

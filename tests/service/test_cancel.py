@@ -101,3 +101,68 @@ async def test_cancel_with_nothing_running_is_harmless(service, alice):
     assert r.status < 500
     turn = await alice.turn(sid, "hello")
     assert turn.terminal["type"] == "finish"
+
+
+async def test_cancelling_twice_stores_the_partial_answer_once(service, alice):
+    """Ctrl-C twice: the second cancel, landing while the first one's partial answer is being stored,
+    must not interrupt that (the answer would be lost and the stream never end)."""
+    service.anthropic.script(Reply.held("twice-cancelled words", hold_after=1))
+    sid = await alice.create_session()
+    await alice.send(sid, "go")
+    stream = await alice.open_events(sid)
+    await stream.until_type("text-delta")
+    lock = service.db.connect()
+    watcher = service.db.connect()
+    try:
+        with lock.cursor() as cur:
+            cur.execute("LOCK TABLES messages WRITE")  # holds the partial answer's INSERT
+        assert (await alice.cancel(sid)).status < 300
+        await _wait(lambda: waiting(watcher, f"INSERT INTO messages%{sid}%cancelled%"),
+                    "the partial answer's INSERT to wait on the lock", timeout=4)
+        assert (await alice.cancel(sid)).status < 300
+    finally:
+        with lock.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        lock.close()
+        watcher.close()
+    end = await stream.until(lambda e: e.type in TERMINAL)
+    await stream.close()
+    assert end.type == "finish" and end.data["finishReason"] == "cancelled"
+    assert [status for status, _ in assistant_rows(service.db, sid)] == ["cancelled"]
+    assert (await alice.turn(sid, "next")).terminal["type"] == "finish"
+
+
+def waiting(conn, pattern: str) -> bool:
+    """Whether a statement matching the LIKE `pattern` is running (here: waiting on a lock the test holds)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s", (pattern,))
+        return cur.fetchone()[0] > 0
+
+
+async def test_a_cancel_during_the_final_bookkeeping_is_ignored(service, alice):
+    """A cancel that lands after the answer is complete, while the run records its end in MySQL, neither
+    loses the terminal part nor leaves the session busy (409)."""
+    service.anthropic.script(Reply.held("complete answer", hold_after=1))
+    sid = await alice.create_session()
+    run_id = (await alice.send(sid, "go")).body["run_id"]
+    stream = await alice.open_events(sid)
+    await stream.until_type("text-delta")
+    # A shared lock on the run's row lets the answer be stored but holds the run's final UPDATE.
+    lock = service.db.connect(autocommit=False)
+    watcher = service.db.connect()
+    try:
+        with lock.cursor() as cur:
+            cur.execute("SELECT id FROM runs WHERE id=%s LOCK IN SHARE MODE", (run_id,))
+        service.anthropic.release()
+        await _wait(lambda: waiting(watcher, f"UPDATE runs SET status='completed'%{run_id}%"),
+                    "the run's final UPDATE to wait on the lock", timeout=4)
+        assert (await alice.cancel(sid)).status < 300
+    finally:
+        lock.commit()
+        lock.close()
+        watcher.close()
+    end = await stream.until(lambda e: e.type in TERMINAL)
+    await stream.close()
+    assert end.type == "finish" and end.data["finishReason"] != "cancelled"
+    assert [status for status, _ in assistant_rows(service.db, sid)] == ["complete"]
+    assert (await alice.turn(sid, "next")).terminal["type"] == "finish"

@@ -28,6 +28,32 @@ async def test_malformed_json_is_400(service, alice, path, body):
     assert r.detail and "Traceback" not in r.text
 
 
+@pytest.mark.parametrize("path", ["/v1/cli/sessions", "/v1/cli/sessions/{sid}/messages"])
+async def test_deeply_nested_json_is_400(service, alice, path):
+    sid = await alice.create_session()
+    depth = 50_000
+    r = await alice.request("POST", path.format(sid=sid), data='{"cwd": ' + "[" * depth + "]" * depth + "}")
+    assert r.status == 400, r.text
+    assert "nested" in r.detail
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/v1/cli/sessions", '{"cwd": "/work/\\ud800", "headless": true}', "cwd"),
+    ("/v1/cli/sessions/{sid}/messages", '{"type": "user_message", "content": "hi \\udfff"}', "content"),
+    ("/v1/cli/sessions/{sid}/tool-results",
+     '{"request_id": "r1", "result": {"stdout": "\\ud83d", "stderr": "", "exit_code": 0}}', "result"),
+])
+async def test_lone_surrogate_escape_is_400_naming_the_field(service, alice, path, body, field):
+    """Valid JSON, but text no database column can store: refused up front, never a 500."""
+    sid = await alice.create_session()
+    r = await alice.request("POST", path.format(sid=sid), data=body)
+    assert r.status == 400, r.text
+    assert field in r.detail and "Unicode" in r.detail
+    # A character outside the BMP escaped as a surrogate pair is valid text.
+    pair = await alice.request("POST", "/v1/cli/sessions", data='{"cwd": "/work/\\ud83d\\ude00", "headless": true}')
+    assert pair.status < 300, pair.text
+
+
 @pytest.mark.parametrize("field, value", [
     ("cwd", 123),
     ("approval_mode", 5),

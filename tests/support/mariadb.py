@@ -115,9 +115,10 @@ class Credentials:
         }
 
     def connect(self, **kw: object) -> pymysql.connections.Connection:
-        """A pymysql connection as this user (autocommit), for assertions on stored rows."""
+        """A pymysql connection as this user (autocommit unless `autocommit=False` is passed)."""
+        kw.setdefault("autocommit", True)
         return pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                               database=self.name, autocommit=True, **kw)  # type: ignore[arg-type]
+                               database=self.name, **kw)  # type: ignore[arg-type]
 
 
 class MariaDB:
