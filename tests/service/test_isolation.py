@@ -53,29 +53,18 @@ async def test_other_users_session_looks_like_an_unknown_one(service, bob, alice
     assert theirs.body.keys() == unknown.body.keys()
 
 
-async def test_a_live_run_is_invisible_to_another_user(service, alice, bob):
-    """While alice's run is live, bob's message to her session is a 404 like any unknown id, not a 409."""
-    service.anthropic.script(Reply.tool_use("execute_bash_local", {"command": "true"}), Reply.text("done"))
-    sid = await alice.create_session()
-    await alice.send(sid, "hold on")
-    stream = await alice.open_events(sid)
-    ev = await stream.until_type("execute-local")
-    for call in (bob.send(sid, "let me in"), bob.cancel(sid)):
-        r = await call
-        assert r.status == 404, r.text
-    assert (await alice.tool_result(sid, ev.data["requestId"], stdout="")).status < 300
-    assert (await stream.until_type("finish")).type == "finish"
-    await stream.close()
-
-
-async def test_other_user_cannot_answer_a_tool_call(service, alice, bob):
+async def test_other_user_cannot_touch_a_live_run(service, alice, bob):
+    """While alice's run waits on a tool call, bob's tool result, message and cancel for her session are
+    404s like for any unknown id (not a 409 that would reveal the session)."""
     service.anthropic.script(Reply.tool_use("execute_bash_local", {"command": "whoami"}), Reply.text("done"))
     sid = await alice.create_session()
     await alice.send(sid, "who am i")
     stream = await alice.open_events(sid)
     ev = await stream.until_type("execute-local")
-    r = await bob.tool_result(sid, ev.data["requestId"], stdout="mallory")
-    assert r.status == 404
+    for call in (bob.tool_result(sid, ev.data["requestId"], stdout="mallory"), bob.send(sid, "let me in"),
+                 bob.cancel(sid)):
+        r = await call
+        assert r.status == 404, r.text
     r = await alice.tool_result(sid, ev.data["requestId"], stdout="alice")
     assert r.status < 300
     await stream.until_type("finish")
