@@ -8,7 +8,8 @@
   3. talk to it with the real Seqera CLI (`seqera ai --headless`): a question with a streamed
      answer and a local command round trip, then `-c` to resume, then the month's usage;
   4. print where it listens and how to talk to it, and wait for Ctrl-C.
-Everything it starts is stopped and every temp file removed on exit (Ctrl-C, SIGTERM or failure).
+Everything it starts is stopped and every temp file removed on exit (Ctrl-C, SIGTERM, SIGHUP when the
+terminal closes, or failure).
 
 `--once` (`make demo ONCE=1`): steps 1-3 without waiting, exit 0 only if every step succeeded.
 
@@ -24,6 +25,7 @@ import contextlib
 import json
 import os
 import secrets
+import selectors
 import shlex
 import shutil
 import signal
@@ -34,7 +36,6 @@ import tempfile
 import threading
 import time
 import traceback
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -58,6 +59,8 @@ RELEASE = "agent-backend"
 NAMESPACE = "seqera"
 PREFERRED_PORT = 8002
 CLI_TIMEOUT = 300
+# The signals that stop the demo: Ctrl-C, `kill`, and the terminal closing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 QUESTION = ("What is in this project, and what does its pipeline do? "
             "Please run `ls -l` first and tell me what you see.")
@@ -83,11 +86,13 @@ class StepFailed(Exception):
 
 
 class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM: stop everything and leave."""
+    """One of STOP_SIGNALS: stop everything and leave."""
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
+def say(text: str = "", end: str = "\n") -> None:
+    """Print and flush; when the terminal is gone (SIGHUP) the text is lost but the clean-up goes on."""
+    with contextlib.suppress(OSError):
+        print(text, end=end, flush=True)
 
 
 def indent(text: str, prefix: str = "      ") -> str:
@@ -95,7 +100,9 @@ def indent(text: str, prefix: str = "      ") -> str:
 
 
 def port_free(port: int) -> bool:
+    """Whether the service could listen on `port`: it binds with SO_REUSEADDR, so TIME-WAIT does not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -160,8 +167,8 @@ class Demo:
 
     def cleanup(self) -> None:
         # A second Ctrl-C must not cut the clean-up short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         say("\n==> Stopping everything this demo started")
         for what, fn in reversed(self._cleanups):
             try:
@@ -312,8 +319,11 @@ class Demo:
             "SEQERA_NO_KEYCHAIN": "true",
         }
 
-    def seqera(self, *args: str, cwd: Path) -> tuple[int, str, str, int]:
-        """Run the CLI, echoing its answer as it streams. Returns (rc, stdout, stderr, chunks)."""
+    def seqera(self, *args: str, cwd: Path) -> tuple[int, str, str]:
+        """Run the CLI, echoing its answer as it streams. Returns (rc, stdout, stderr).
+
+        Waits at most CLI_TIMEOUT seconds in all, even for a CLI that hangs without printing; then it
+        kills the CLI's process group and fails the step."""
         cmd = [str(paths.SEQERA_CLI), "ai", "--headless", *args]
         say(f"      $ seqera ai --headless {shlex.join(args)}")
         proc = subprocess.Popen(cmd, cwd=cwd, env=self.cli_env(), stdin=subprocess.DEVNULL,
@@ -324,36 +334,61 @@ class Demo:
         reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
         reader.start()
         out = bytearray()
-        chunks = 0
         say("      answer (streamed):")
-        sys.stdout.write("        > ")
+        say("        > ", end="")
         deadline = time.monotonic() + CLI_TIMEOUT
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
-        while True:
-            if time.monotonic() > deadline:
-                _kill_group(proc)
-                raise StepFailed(f"the CLI did not finish within {CLI_TIMEOUT}s")
-            data = os.read(fd, 4096)
-            if not data:
-                break
-            chunks += 1
-            out += data
-            sys.stdout.write(data.decode(errors="replace").replace("\n", "\n        > "))
-            sys.stdout.flush()
-        rc = proc.wait(30)
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    _kill_group(proc)
+                    raise StepFailed(f"the Seqera CLI (pid {proc.pid}) did not finish within {CLI_TIMEOUT}s; "
+                                     f"its process group was killed")
+                data = os.read(fd, 4096)
+                if not data:
+                    break
+                out += data
+                say(data.decode(errors="replace").replace("\n", "\n        > "), end="")
+        try:
+            rc = proc.wait(max(deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise StepFailed(f"the Seqera CLI (pid {proc.pid}) closed its output but did not exit within "
+                             f"{CLI_TIMEOUT}s; its process group was killed") from None
         reader.join(10)
         say("")
         err = b"".join(err_chunks).decode(errors="replace")
         if err.strip():
             say(indent(err.strip()[-3000:], "        (stderr) "))
-        say(f"      exit status {rc}; the answer arrived in {chunks} chunk(s)")
-        return rc, out.decode(errors="replace"), err, chunks
+        say(f"      exit status {rc}")
+        return rc, out.decode(errors="replace"), err
 
-    def api(self, path: str) -> Any:
+    def text_deltas(self, session_id: str) -> list[str]:
+        """The text-delta parts the service streamed (SSE) in a session, replayed from its event log."""
+        body = self.get(f"/v1/cli/sessions/{session_id}/events?history_only=1&cursor=1").decode()
+        parts = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")]
+        return [p["delta"] for p in parts if p.get("type") == "text-delta"]
+
+    def session_of(self, project: Path) -> str:
+        """The id of the one (expired) CLI session the service lists for `project`."""
+        listed = self.api(f"/v1/cli/sessions?limit=10&cwd={urllib.request.quote(str(project))}&status=expired")
+        sessions = listed.get("sessions") or []
+        if len(sessions) != 1:
+            raise StepFailed(f"expected one session for {project}, the service lists {len(sessions)}")
+        return sessions[0]["session_id"]
+
+    def get(self, path: str) -> bytes:
+        """The body of GET `path` on the service, with the demo's token."""
         req = urllib.request.Request(self.base_url + path, headers={"Authorization": f"Bearer {self.token}"})
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.load(resp)
+            return resp.read()
+
+    def api(self, path: str) -> Any:
+        """GET `path` on the service, as JSON."""
+        return json.loads(self.get(path))
 
     def converse(self) -> None:
         with self.step("3. Talk to the service with the real Seqera CLI"):
@@ -367,7 +402,7 @@ class Demo:
                 f"SEQERA_LOG_LEVEL=off")
 
             say("\n    3a. a question; the answer streams back, with one local command round trip")
-            rc, out, err, _ = self.seqera("--show-tools", "--show-tool-results", QUESTION, cwd=project)
+            rc, out, err = self.seqera("--show-tools", "--show-tool-results", QUESTION, cwd=project)
             if rc != 0:
                 raise StepFailed(f"seqera ai exited {rc}")
             if not out.strip():
@@ -378,20 +413,23 @@ class Demo:
                 raise StepFailed("the local command's output (listing main.nf) did not reach the service")
             say("      local command round trip: the service asked the CLI to run it (execute-local), the CLI ran "
                 "it here and posted the result back, the answer went on")
+            sid = self.session_of(project)
+            deltas = self.text_deltas(sid)
+            if len(deltas) < 2:
+                raise StepFailed(f"the answer was not streamed: the service sent it as {len(deltas)} text-delta "
+                                 f"event(s) (session {sid})")
+            say(f"      streamed: the service sent the answer as {len(deltas)} text-delta SSE events")
 
             say("\n    3b. `-c`: resume the conversation (the CLI closed the session after 3a)")
-            rc, out2, err2, _ = self.seqera("-c", FOLLOW_UP, cwd=project)
+            rc, out2, err2 = self.seqera("-c", FOLLOW_UP, cwd=project)
             if rc != 0:
                 raise StepFailed(f"seqera ai -c exited {rc}")
             if "No expired session found" in err2:
                 raise StepFailed("the CLI found no session to resume")
             if not out2.strip():
                 raise StepFailed("the CLI printed no answer on resume")
-            listed = self.api(f"/v1/cli/sessions?limit=10&cwd={urllib.request.quote(str(project))}&status=expired")
-            sessions = listed.get("sessions") or []
-            if len(sessions) != 1:
-                raise StepFailed(f"expected the one resumed session for {project}, the service lists {len(sessions)}")
-            sid = sessions[0]["session_id"]
+            if self.session_of(project) != sid:
+                raise StepFailed(f"the CLI did not resume session {sid}")
             messages = self.api(f"/v1/cli/sessions/{sid}/messages").get("messages") or []
             users = [m for m in messages if m.get("role") == "user"]
             if len(users) < 2:
@@ -486,8 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     def interrupt(signum: int, frame: Any) -> None:
         raise Interrupted()
 
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, interrupt)
     return Demo(once=args.once, port=args.port).run()
 
 

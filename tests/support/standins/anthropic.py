@@ -17,9 +17,10 @@ Script replies with `standin.script(Reply...)` (a FIFO queue; one reply per requ
     model.stop()
 
 With nothing scripted it answers by itself ("smart" default): when the newest user message holds a
-`tool_result`, it answers text quoting that result (`The command printed: ...`); when the newest user
+`tool_result`, it answers text quoting that result (`RESULT_PREFIX` + the output); when the newest user
 message asks to run a command written in backticks (`please run `echo hi``) and `execute_bash_local`
-is offered, it calls that tool; otherwise it answers the fixed `DEFAULT_ANSWER`.
+is offered, it calls that tool after the text `TOOL_INTRO`; otherwise it answers the fixed
+`DEFAULT_ANSWER`. Every one of these fixed texts says it comes from a local stand-in, not Claude.
 
 Run standalone: `python -m tests.support.standins.anthropic --port 8900`.
 """
@@ -41,7 +42,8 @@ DEFAULT_ANSWER = (
     "Hello from the local stand-in model. This fixed answer does not come from Claude: "
     "it is served by the test stand-in of the Anthropic Messages API."
 )
-RESULT_PREFIX = "The command printed: "
+TOOL_INTRO = "(Local stand-in model, not Claude.) I will run that command for you.\n"
+RESULT_PREFIX = "(Local stand-in model, not Claude.) The command printed: "
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -291,7 +293,7 @@ class AnthropicStandIn(StandIn):
             offered = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
             if m and "execute_bash_local" in offered:
                 return Reply.tool_use("execute_bash_local", {"command": m.group(1).strip()},
-                                      text="I will run that command for you.")
+                                      text=TOOL_INTRO)
         return Reply.text(self.default_answer)
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
