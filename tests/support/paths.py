@@ -14,3 +14,6 @@ HELM_BINARIES = {
 SEQERA_CLI = TOOLS / "seqera-cli" / "node_modules" / "@seqera" / "cli-linux-x64" / "bin" / "seqera"
 # Helm keeps its cache/config/data here, never in $HOME.
 HELM_HOME = TOOLS / "helm-home"
+# The project venv (ci/setup.sh): its python runs the service, the migrations and the scripts under test.
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = VENV_BIN / "python"
