@@ -18,6 +18,6 @@ demo: setup
 bench: setup
 	$(PY) ci/bench.py
 
-# Regenerate values.schema.json and the chart README from schema/ (tests fail when they drift).
+# Regenerate values.yaml, values.schema.json and the chart README from schema/ (tests fail when they drift).
 docs: setup
 	$(PY) schema/generate.py

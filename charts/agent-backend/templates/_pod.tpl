@@ -9,7 +9,7 @@
 {{- define "agent-backend.pod.probe" -}}
 {{- $probe := omit (deepCopy .probe) "enabled" -}}
 {{- $httpGet := $probe.httpGet | default dict -}}
-{{- $port := include "agent-backend.tpl.render" (dict "value" (toString $httpGet.port) "context" .context) | trim -}}
+{{- $port := include "agent-backend.pod.probePort" . -}}
 {{- if regexMatch "^[0-9]+$" $port -}}
 {{- $_ := set $httpGet "port" (atoi $port) -}}
 {{- else -}}
@@ -19,7 +19,7 @@
 {{- toYaml $probe -}}
 {{- end -}}
 
-{{/* agent-backend.pod.probePort: takes dict "probe" "context"; returns the probe's rendered port (for validation). */}}
+{{/* agent-backend.pod.probePort: takes dict "probe" "context"; returns the probe's httpGet.port rendered with tpl, as a string. */}}
 {{- define "agent-backend.pod.probePort" -}}
 {{- include "agent-backend.tpl.render" (dict "value" (toString (.probe.httpGet | default dict).port) "context" .context) | trim -}}
 {{- end -}}

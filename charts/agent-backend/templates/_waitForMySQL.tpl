@@ -1,18 +1,17 @@
-{{/* The wait-for-MySQL init container. */}}
+{{/*
+The wait-for-MySQL init container. Its script reads AGENT_BACKEND_DB_HOST/PORT/NAME/USER/PASSWORD from
+the environment, writes the password into a private client option file under $TMPDIR (default /tmp;
+MYSQL_PWD is deprecated since MySQL 8.0) and runs `SELECT 1` on the database with the user until it
+succeeds, logging each attempt. It stops with exit 1 when the server rejects the credentials (retrying
+cannot help). Works with the MySQL 8/9 and MariaDB `mysql` clients.
+*/}}
 
 {{/* agent-backend.waitForMySQL.enabled: takes the root context; returns "true" when the wait-for-MySQL init container runs, "" otherwise. */}}
 {{- define "agent-backend.waitForMySQL.enabled" -}}
 {{- if and .Values.initContainerDependencies.enabled .Values.initContainerDependencies.waitForMySQL.enabled -}}true{{- end -}}
 {{- end -}}
 
-{{/*
-agent-backend.waitForMySQL.script: takes nothing; returns the bash script of the wait-for-MySQL init container.
-It reads AGENT_BACKEND_DB_HOST/PORT/NAME/USER/PASSWORD from the environment, writes the password into a
-private client option file under $TMPDIR (default /tmp; MYSQL_PWD is deprecated since MySQL 8.0) and
-runs `SELECT 1` on the database with the user until it succeeds, logging each attempt. It stops with
-exit 1 when the server rejects the credentials (retrying cannot help). Works with the MySQL 8/9 and
-MariaDB `mysql` clients.
-*/}}
+{{/* agent-backend.waitForMySQL.script: takes nothing; returns the bash script of the wait-for-MySQL init container (see the file header). */}}
 {{- define "agent-backend.waitForMySQL.script" -}}
 set -u
 log() { printf 'wait-for-mysql: %s\n' "$*"; }
