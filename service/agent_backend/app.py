@@ -62,7 +62,7 @@ async def errors_middleware(request: web.Request, handler):
         detail = ("The service is busy; retry shortly." if str(exc) == "database busy"
                   else "The database is unavailable; retry shortly.")
         return error(503, detail, {"Retry-After": "2"})
-    except web.HTTPRequestEntityTooLarge as exc:
+    except web.HTTPRequestEntityTooLarge:
         status = 413
         return error(413, f"Request body too large (limit {request.app[CTX].cfg.max_body_bytes} bytes).")
     except web.HTTPException as exc:
@@ -108,13 +108,13 @@ async def _monitor_db(c: Context) -> None:
         try:
             row = await c.db.fetchone("SELECT MAX(version) FROM schema_migrations")
             if row is None or row[0] is None:
-                c.db.healthy, c.db.last_error = False, "schema not migrated"
+                c.db.healthy = False
         except DatabaseUnavailable:
             pass  # healthy already flipped to False by the pool wrapper
         except pymysql.MySQLError:
             if c.db.healthy is not False:
                 log(logger, logging.ERROR, "database schema missing: run ./init.sh (migrations)")
-            c.db.healthy, c.db.last_error = False, "schema not migrated"
+            c.db.healthy = False
         stop = asyncio.ensure_future(c.stopping.wait())
         await asyncio.wait((stop,), timeout=5.0 if c.db.healthy else 1.0)
         stop.cancel()

@@ -47,7 +47,6 @@ class Database:
         self._pool: aiomysql.Pool | None = None
         self._down_until = 0.0
         self.healthy: bool | None = None  # None: not checked yet
-        self.last_error: str | None = None
         reserved = 2 if cfg.pool_max > 4 else 1
         self._sem = asyncio.Semaphore(cfg.pool_max - reserved)
         self._sem_priority = asyncio.Semaphore(reserved)
@@ -80,7 +79,6 @@ class Database:
                 free.popleft().close()
         was = self.healthy
         self.healthy = False
-        self.last_error = type(exc).__name__
         if was is not False:
             log(logger, logging.WARNING, "database unavailable", error=_describe(exc))
 
@@ -88,7 +86,6 @@ class Database:
         if self.healthy is False:
             log(logger, logging.INFO, "database available again")
         self.healthy = True
-        self.last_error = None
 
     @contextlib.asynccontextmanager
     async def connection(self, *, priority: bool = False) -> AsyncIterator[aiomysql.Connection]:
@@ -197,13 +194,6 @@ class Database:
             async with asyncio.timeout(self.cfg.query_timeout):
                 await conn.commit()
 
-    async def ping(self) -> bool:
-        try:
-            await self.fetchone("SELECT 1")
-            return True
-        except DatabaseUnavailable:
-            return False
-
 
 class Tx:
     def __init__(self, db: Database, conn):
@@ -271,14 +261,6 @@ async def get_session(db: Database, session_id: str, user_id: str) -> dict | Non
     return session_row(row) if row else None
 
 
-async def get_session_context(db: Database, session_id: str) -> tuple[Any, Any, str]:
-    row = await db.fetchone("SELECT directory_context, instruction_context, cwd FROM sessions WHERE id=%s",
-                            (session_id,))
-    if not row:
-        return None, None, ""
-    return (json.loads(row[0]) if row[0] else None, row[1], row[2])
-
-
 async def list_sessions(db: Database, user_id: str, *, limit: int, cwd: str | None,
                         status: str | None) -> list[dict]:
     sql = f"SELECT {SESSION_COLS} FROM sessions WHERE user_id=%s"
@@ -300,11 +282,6 @@ async def expire_session(db: Database, session_id: str, user_id: str) -> bool:
         "UPDATE sessions SET expired_at=COALESCE(expired_at, %s) WHERE id=%s AND user_id=%s",
         (utcnow(), session_id, user_id))
     return rowcount >= 0
-
-
-async def touch_session(db: Database | Tx, session_id: str, title: str | None) -> None:
-    await db.execute("UPDATE sessions SET last_used=%s, expired_at=NULL, title=COALESCE(title, %s) WHERE id=%s",
-                     (utcnow(), title, session_id))
 
 
 async def add_message(db: Database | Tx, *, session_id: str, run_id: str | None, role: str,
@@ -329,15 +306,6 @@ async def active_run(db: Database | Tx, session_id: str, stale_after_s: float) -
         "SELECT id, owner FROM runs WHERE session_id=%s AND status='running' AND heartbeat_at > %s"
         " ORDER BY started_at DESC LIMIT 1",
         (session_id, datetime.fromtimestamp(time.time() - stale_after_s, timezone.utc).replace(tzinfo=None)))
-
-
-async def create_run(db: Database | Tx, *, run_id: str, session_id: str, user_id: str,
-                     client_run_id: str | None, mode: str | None, owner: str) -> None:
-    now = utcnow()
-    await db.execute(
-        "INSERT INTO runs (id, session_id, user_id, client_run_id, status, mode, owner, heartbeat_at, started_at)"
-        " VALUES (%s,%s,%s,%s,'running',%s,%s,%s,%s)",
-        (run_id, session_id, user_id, client_run_id, mode, owner, now, now))
 
 
 async def finish_run(db: Database, run_id: str, *, status: str, finish_reason: str | None,
@@ -367,20 +335,6 @@ async def interrupt_orphans(db: Database, owner: str, live_ids: list[str], older
         sql += f" AND id NOT IN ({','.join(['%s'] * len(live_ids))})"
         args += live_ids
     await db.execute(sql, args)
-
-
-async def interrupt_stale_runs(db: Database, owner: str | None, stale_after_s: float) -> int:
-    """Mark runs whose owner died (stale heartbeat), or all of `owner`'s, as interrupted."""
-    cutoff = datetime.fromtimestamp(time.time() - stale_after_s, timezone.utc).replace(tzinfo=None)
-    if owner:
-        rowcount, _ = await db.execute(
-            "UPDATE runs SET status='interrupted', finished_at=%s WHERE status='running' AND owner=%s",
-            (utcnow(), owner))
-    else:
-        rowcount, _ = await db.execute(
-            "UPDATE runs SET status='interrupted', finished_at=%s WHERE status='running' AND heartbeat_at < %s",
-            (utcnow(), cutoff))
-    return rowcount
 
 
 async def add_run_request(db: Database, run_id: str, kind: str, request_id: str | None, payload: Any) -> None:

@@ -37,10 +37,7 @@ def ctx(request: web.Request):
 
 
 async def read_json(request: web.Request) -> dict:
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise
+    raw = await request.read()
     if not raw.strip():
         raise BadRequest("request body is empty; a JSON object is required")
     try:
