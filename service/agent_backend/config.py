@@ -1,7 +1,6 @@
 """Configuration: read once from the environment into a frozen, typed object.
 
-Required (non-empty): AGENT_BACKEND_DB_HOST, AGENT_BACKEND_DB_NAME, AGENT_BACKEND_DB_USER,
-ANTHROPIC_API_KEY, ANTHROPIC_MODEL, SEQERA_PLATFORM_API_URL.
+Required (non-empty): the names in REQUIRED_ENV_VARS, the one list _get() enforces.
 Optional (default): AGENT_BACKEND_PORT (8002), AGENT_BACKEND_DB_PORT (3306),
 AGENT_BACKEND_DB_PASSWORD (empty), ENVIRONMENT ("production"), LOG_LEVEL ("INFO"),
 SEQERA_PLATFORM_URL (the API URL without a trailing "/api"), SEQERA_MCP_URL (none),
@@ -27,14 +26,11 @@ CHART_ENV_VARS: tuple[str, ...] = (
 # Service-only optional overrides (never set by the chart).
 OVERRIDE_ENV_VARS: tuple[str, ...] = ("ANTHROPIC_BASE_URL", "LANGSMITH_ENDPOINT")
 ENV_VARS: tuple[str, ...] = CHART_ENV_VARS + OVERRIDE_ENV_VARS
-# Start-up fails when one of these is unset or empty.
+# Start-up fails when one of these is unset or empty (_get() looks the rule up here).
 REQUIRED_ENV_VARS: tuple[str, ...] = (
     "AGENT_BACKEND_DB_HOST", "AGENT_BACKEND_DB_NAME", "AGENT_BACKEND_DB_USER", "ANTHROPIC_API_KEY",
     "ANTHROPIC_MODEL", "SEQERA_PLATFORM_API_URL",
 )
-# The subset the migration runner (./init.sh) reads.
-DB_ENV_VARS: tuple[str, ...] = ("AGENT_BACKEND_DB_HOST", "AGENT_BACKEND_DB_PORT", "AGENT_BACKEND_DB_NAME",
-                                "AGENT_BACKEND_DB_USER", "AGENT_BACKEND_DB_PASSWORD", "LOG_LEVEL")
 SECRET_VARS = frozenset({"AGENT_BACKEND_DB_PASSWORD", "ANTHROPIC_API_KEY", "LANGCHAIN_API_KEY"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_LANGSMITH_ENDPOINT = "https://api.smith.langchain.com"
@@ -112,17 +108,17 @@ class _Env:
         return self._env.get(name, default)
 
 
-def _get(env: _Env, name: str, *, required: bool, default: str | None = None) -> str | None:
+def _get(env: _Env, name: str, default: str | None = None) -> str | None:
     value = env.get(name)
     if value is None or value.strip() == "":
-        if required:
+        if name in REQUIRED_ENV_VARS:
             raise ConfigError(f"{name} is required but not set")
         return default
     return value.strip()
 
 
 def _port(env: _Env, name: str, default: int) -> int:
-    raw = _get(env, name, required=False)
+    raw = _get(env, name)
     if raw is None:
         return default
     try:
@@ -134,8 +130,8 @@ def _port(env: _Env, name: str, default: int) -> int:
     return port
 
 
-def _url(env: _Env, name: str, *, required: bool, default: str | None = None) -> str | None:
-    raw = _get(env, name, required=required, default=default)
+def _url(env: _Env, name: str, default: str | None = None) -> str | None:
+    raw = _get(env, name, default)
     if raw is None:
         return None
     parts = urlsplit(raw)
@@ -149,13 +145,21 @@ def load_db_config(env: Mapping[str, str] | None = None) -> DatabaseConfig:
     """The database settings only (what the migration runner needs)."""
     env = _Env(os.environ if env is None else env)
     return DatabaseConfig(
-        host=_get(env, "AGENT_BACKEND_DB_HOST", required=True),
+        host=_get(env, "AGENT_BACKEND_DB_HOST"),
         port=_port(env, "AGENT_BACKEND_DB_PORT", 3306),
-        name=_get(env, "AGENT_BACKEND_DB_NAME", required=True),
-        user=_get(env, "AGENT_BACKEND_DB_USER", required=True),
+        name=_get(env, "AGENT_BACKEND_DB_NAME"),
+        user=_get(env, "AGENT_BACKEND_DB_USER"),
         # A password may legitimately be empty (development servers); never stripped.
         password=env.get("AGENT_BACKEND_DB_PASSWORD", ""),
     )
+
+
+def load_log_level(env: Mapping[str, str] | None = None) -> str:
+    """LOG_LEVEL, upper-cased and checked against LOG_LEVELS (the service and the migration runner)."""
+    log_level = (_get(_Env(os.environ if env is None else env), "LOG_LEVEL", "INFO") or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    return log_level
 
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:
@@ -163,23 +167,21 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     raw = os.environ if env is None else env
     env = _Env(raw)
     db = load_db_config(raw)
-    log_level = (_get(env, "LOG_LEVEL", required=False, default="INFO") or "INFO").upper()
-    if log_level not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
-    api_url = _url(env, "SEQERA_PLATFORM_API_URL", required=True)
+    log_level = load_log_level(raw)
+    api_url = _url(env, "SEQERA_PLATFORM_API_URL")
     default_platform = api_url[: -len("/api")] if api_url.endswith("/api") else api_url
     return Config(
         port=_port(env, "AGENT_BACKEND_PORT", 8002),
         db=db,
-        anthropic_api_key=_get(env, "ANTHROPIC_API_KEY", required=True),
-        anthropic_model=_get(env, "ANTHROPIC_MODEL", required=True),
-        anthropic_base_url=_url(env, "ANTHROPIC_BASE_URL", required=False),
+        anthropic_api_key=_get(env, "ANTHROPIC_API_KEY"),
+        anthropic_model=_get(env, "ANTHROPIC_MODEL"),
+        anthropic_base_url=_url(env, "ANTHROPIC_BASE_URL"),
         langchain_api_key=env.get("LANGCHAIN_API_KEY", "").strip(),
-        langsmith_endpoint=_url(env, "LANGSMITH_ENDPOINT", required=False, default=DEFAULT_LANGSMITH_ENDPOINT),
-        environment=_get(env, "ENVIRONMENT", required=False, default="production"),
+        langsmith_endpoint=_url(env, "LANGSMITH_ENDPOINT", DEFAULT_LANGSMITH_ENDPOINT),
+        environment=_get(env, "ENVIRONMENT", "production"),
         log_level=log_level,
-        platform_url=_url(env, "SEQERA_PLATFORM_URL", required=False, default=default_platform),
+        platform_url=_url(env, "SEQERA_PLATFORM_URL", default_platform),
         platform_api_url=api_url,
-        mcp_url=_url(env, "SEQERA_MCP_URL", required=False),
-        public_url=_url(env, "AGENT_BACKEND_PUBLIC_URL", required=False),
+        mcp_url=_url(env, "SEQERA_MCP_URL"),
+        public_url=_url(env, "AGENT_BACKEND_PUBLIC_URL"),
     )

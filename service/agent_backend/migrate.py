@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pymysql
 
-from .config import ConfigError, DatabaseConfig, load_db_config
+from .config import ConfigError, DatabaseConfig, load_db_config, load_log_level
 from .logs import log, setup_logging
 
 LOCK_NAME = "agent_backend.migrations"
@@ -173,10 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--migrations-dir", type=Path, default=None,
                         help="directory of NNNN_name.sql files (default: the packaged migrations)")
     args = parser.parse_args(argv)
-    import os
-    setup_logging((os.environ.get("LOG_LEVEL") or "INFO").upper()
-                  if (os.environ.get("LOG_LEVEL") or "INFO").upper() in logging._nameToLevel else "INFO")
+    setup_logging("INFO")  # until LOG_LEVEL is validated, so that a bad one is reported too
     try:
+        setup_logging(load_log_level())
         db = load_db_config()
         migrations = discover(args.migrations_dir)
         applied = migrate(db, migrations)

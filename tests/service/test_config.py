@@ -6,17 +6,8 @@ import subprocess
 
 import pytest
 
-from agent_backend.config import ConfigError, load_config
-from tests.service.harness import PYTHON, base_process_env
-
-REQUIRED = [
-    "AGENT_BACKEND_DB_HOST",
-    "AGENT_BACKEND_DB_NAME",
-    "AGENT_BACKEND_DB_USER",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_MODEL",
-    "SEQERA_PLATFORM_API_URL",
-]
+from agent_backend.config import REQUIRED_ENV_VARS, ConfigError, load_config
+from tests.service.harness import PYTHON, base_process_env, run_migrations
 
 MALFORMED = {
     "AGENT_BACKEND_PORT": ["http", "0", "70000", "80.5"],
@@ -49,7 +40,7 @@ def test_full_environment_loads_into_one_typed_object(env, sentinels):
     sentinels.assert_absent(str(cfg), "str(Config)")
 
 
-@pytest.mark.parametrize("name", REQUIRED)
+@pytest.mark.parametrize("name", REQUIRED_ENV_VARS)
 @pytest.mark.parametrize("how", ["unset", "blank"])
 def test_missing_variable_is_named(env, sentinels, name, how):
     e = dict(env)
@@ -61,6 +52,11 @@ def test_missing_variable_is_named(env, sentinels, name, how):
         load_config(e)
     assert name in str(err.value)
     sentinels.assert_absent(str(err.value), "the config error")
+
+
+def test_only_the_required_variables_are_required(env):
+    cfg = load_config({name: env[name] for name in REQUIRED_ENV_VARS})
+    assert (cfg.port, cfg.db.port, cfg.log_level, cfg.tracing_enabled) == (8002, 3306, "INFO", False)
 
 
 @pytest.mark.parametrize("name, value", list(_cases()))
@@ -99,4 +95,12 @@ def test_service_refuses_to_start_with_malformed_variable(env, sentinels, tmp_pa
     assert name in r.stderr + r.stdout
     sentinels.assert_absent(r.stdout + r.stderr, "start-up output")
     # One clear message, not a Python traceback.
+    assert "Traceback" not in r.stderr
+
+
+def test_migration_runner_refuses_a_malformed_log_level(env, sentinels, tmp_path):
+    r = run_migrations({**env, "LOG_LEVEL": "chatty"}, tmp_path)
+    assert r.returncode == 2
+    assert "LOG_LEVEL" in r.stderr and "'CHATTY'" in r.stderr
+    sentinels.assert_absent(r.stdout + r.stderr, "migration output")
     assert "Traceback" not in r.stderr
