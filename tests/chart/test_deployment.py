@@ -9,11 +9,7 @@ from tests.support import k8s, paths
 
 
 def spec(objs):
-    return k8s.deployment(objs)["spec"]
-
-
-def pod(objs):
-    return spec(objs)["template"]["spec"]
+    return objs.get("Deployment")["spec"]
 
 
 class TestAppContainer:
@@ -61,7 +57,7 @@ class TestVolumes:
         objs = h.render(k8s.values())
         mounts = {m["mountPath"]: m["name"] for m in k8s.app_container(objs).get("volumeMounts", [])}
         assert "/tmp" in mounts
-        volumes = {v["name"]: v for v in pod(objs)["volumes"]}
+        volumes = {v["name"]: v for v in k8s.pod(objs)["volumes"]}
         assert "emptyDir" in volumes[mounts["/tmp"]]
 
     def test_should_add_extra_volumes_and_mounts_as_templates(self):
@@ -70,7 +66,7 @@ class TestVolumes:
             "extraVolumeMounts": [{"name": "cfg", "mountPath": "/etc/{{ .Values.environment }}",
                                    "readOnly": True}],
         }))
-        volumes = {v["name"]: v for v in pod(objs)["volumes"]}
+        volumes = {v["name"]: v for v in k8s.pod(objs)["volumes"]}
         assert volumes["cfg"]["configMap"]["name"] == f"{h.RELEASE}-extra"
         mounts = {m["name"]: m for m in k8s.app_container(objs)["volumeMounts"]}
         assert mounts["cfg"]["mountPath"] == "/etc/production"
@@ -81,7 +77,7 @@ class TestServiceAccount:
     def test_should_create_and_use_a_service_account(self):
         objs = h.render(k8s.values())
         sa = objs.get("ServiceAccount")
-        assert pod(objs)["serviceAccountName"] == sa["metadata"]["name"]
+        assert k8s.pod(objs)["serviceAccountName"] == sa["metadata"]["name"]
         assert sa.get("automountServiceAccountToken", True) is True
 
     def test_should_apply_name_annotations_and_automount(self):
@@ -91,8 +87,8 @@ class TestServiceAccount:
         sa = objs.get("ServiceAccount", "agent-sa")
         assert k8s.annotations(sa)["eks.amazonaws.com/role-arn"] == "arn:aws:iam::1:role/x"
         assert sa["automountServiceAccountToken"] is False
-        assert pod(objs)["serviceAccountName"] == "agent-sa"
-        assert pod(objs).get("automountServiceAccountToken", False) is False
+        assert k8s.pod(objs)["serviceAccountName"] == "agent-sa"
+        assert k8s.pod(objs).get("automountServiceAccountToken", False) is False
 
 
 class TestExtraOptionsSpec:
@@ -113,7 +109,7 @@ class TestExtraOptionsSpec:
             "nodeSelector": {"pool": "{{ .Values.environment }}"},
             "tolerations": [{"key": "ai", "operator": "Exists", "effect": "NoSchedule"}],
             "priorityClassName": "high"}}))
-        p = pod(objs)
+        p = k8s.pod(objs)
         assert p["nodeSelector"] == {"pool": "production"}
         assert p["tolerations"][0]["key"] == "ai"
         assert p["priorityClassName"] == "high"
@@ -125,7 +121,7 @@ class TestExtraOptionsSpec:
         objs = h.render(files=[paths.VALUES_EXAMPLES / "production.yaml"], release="prod")
         s = spec(objs)
         assert s["replicas"] == 3
-        terms = s["template"]["spec"]["affinity"]["podAntiAffinity"][
+        terms = k8s.pod(objs)["affinity"]["podAntiAffinity"][
             "preferredDuringSchedulingIgnoredDuringExecution"]
         assert terms[0]["podAffinityTerm"]["labelSelector"]["matchLabels"][
             "app.kubernetes.io/instance"] == "prod"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -13,9 +12,6 @@ import yaml
 from tests.support import k8s, paths
 
 SEED_README = paths.ROOT / "tests" / "chart" / "contract" / "seed-chart-readme.md"
-GENERATOR = paths.ROOT / "schema" / "generate.py"
-PYTHON = str(paths.ROOT / ".venv" / "bin" / "python") if (paths.ROOT / ".venv" / "bin" / "python").exists() \
-    else sys.executable
 
 
 def seed_rows() -> list[tuple[str, str, str]]:
@@ -43,7 +39,7 @@ def parse_default(text: str):
 
 
 def run_generator(root, *args):
-    return subprocess.run([PYTHON, str(root / "schema" / "generate.py"), *args],
+    return subprocess.run([str(paths.PYTHON), str(root / "schema" / "generate.py"), *args],
                           capture_output=True, text=True, cwd=root, timeout=120)
 
 

@@ -95,7 +95,7 @@ class TestGlobalImageRegistry:
 
     def test_should_list_only_images_from_the_private_registry(self):
         objs = h.render(files=[paths.VALUES_EXAMPLES / "private-registry.yaml"])
-        spec = k8s.deployment(objs)["spec"]["template"]["spec"]
+        spec = k8s.pod(objs)
         for c in k8s.all_containers(spec):
             assert c["image"].startswith("registry.internal.example.com/"), c["image"]
             assert "@sha256:" in c["image"], c["image"]

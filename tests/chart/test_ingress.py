@@ -2,8 +2,6 @@
 tls, defaultBackend, className, annotations and labels (templates), the AWS ALB example."""
 from __future__ import annotations
 
-import pytest
-
 from tests.support import helm as h
 from tests.support import k8s, paths
 

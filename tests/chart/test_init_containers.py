@@ -133,7 +133,7 @@ class TestWaitForMySQL:
     @pytest.mark.parametrize("extra", [{}, {"initContainers": USER_INIT}])
     def test_should_never_put_the_password_on_a_command_line(self, extra):
         objs = h.render(k8s.values({"database": {"password": "ARGV-SENTINEL-93"}}, extra))
-        spec = k8s.deployment(objs)["spec"]["template"]["spec"]
+        spec = k8s.pod(objs)
         for c in k8s.all_containers(spec):
             assert "ARGV-SENTINEL-93" not in argv(c), c["name"]
 

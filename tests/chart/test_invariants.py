@@ -1,4 +1,6 @@
-"""Invariants that must hold for every values file (examples and test-only files alike)."""
+"""Invariants that must hold for every values file (examples and test-only files alike).
+
+Each invariant lives here only; the per-feature modules test what specific values change."""
 from __future__ import annotations
 
 import json
@@ -6,7 +8,7 @@ import json
 import yaml
 
 from tests.support import helm as h
-from tests.support import k8s
+from tests.support import k8s, paths
 
 
 def sensitive_values(values_file) -> list[str]:
@@ -17,27 +19,38 @@ def sensitive_values(values_file) -> list[str]:
     return [s for s in found if isinstance(s, str) and s]
 
 
+def helm_values(values_file) -> dict:
+    """The values helm sees: the chart's values.yaml with the file merged over it."""
+    defaults = yaml.safe_load((paths.CHART / "values.yaml").read_text()) or {}
+    return k8s.merge(defaults, yaml.safe_load(values_file.read_text()) or {})
+
+
+def http_container_port(objs) -> dict:
+    """The app container's port named `http` (app_container insists there is exactly one)."""
+    (port,) = [p for p in k8s.app_container(objs)["ports"] if p["name"] == "http"]
+    return port
+
+
 class TestInvariants:
     def test_should_select_only_its_own_pods(self, values_file):
         objs = h.render(files=[values_file])
-        dep = k8s.deployment(objs)
+        dep = objs.get("Deployment")
         pod_labels = dep["spec"]["template"]["metadata"]["labels"]
         for selector in (dep["spec"]["selector"]["matchLabels"], objs.get("Service")["spec"]["selector"]):
             assert selector.items() <= pod_labels.items()
             assert selector["app.kubernetes.io/instance"] == h.RELEASE
+            assert "app.kubernetes.io/name" in selector
 
-    def test_should_target_a_port_the_container_exposes(self, values_file):
+    def test_should_send_the_service_port_to_the_containers_http_port(self, values_file):
         objs = h.render(files=[values_file])
-        container = k8s.app_container(objs)
-        names = {p["name"] for p in container["ports"]}
-        numbers = {p["containerPort"] for p in container["ports"]}
-        main = objs.get("Service")["spec"]["ports"][0]
-        assert main["targetPort"] in names | numbers
+        name = k8s.dig(helm_values(values_file), "service", "http", "name")
+        (main,) = [p for p in objs.get("Service")["spec"]["ports"] if p["name"] == name]
+        assert main["targetPort"] in ("http", http_container_port(objs)["containerPort"]), main
 
     def test_should_probe_the_health_route_on_the_http_port(self, values_file):
         objs = h.render(files=[values_file])
         container = k8s.app_container(objs)
-        http = [p for p in container["ports"] if p["name"] == "http"][0]
+        http = http_container_port(objs)
         for name in ("startupProbe", "readinessProbe", "livenessProbe"):
             if name in container:
                 # the service's health route; readiness may add ?ready=1 (503 while MySQL is down)
@@ -45,13 +58,14 @@ class TestInvariants:
                 assert container[name]["httpGet"]["port"] in ("http", http["containerPort"])
 
     def test_should_carry_both_checksums(self, values_file):
-        ann = k8s.deployment(h.render(files=[values_file]))["spec"]["template"]["metadata"]["annotations"]
+        ann = h.render(files=[values_file]).get("Deployment")["spec"]["template"]["metadata"]["annotations"]
         assert len(ann["checksum/config"]) == 64
         assert len(ann["checksum/secret"]) == 64
+        assert ann["checksum/config"] != ann["checksum/secret"]
 
     def test_should_use_a_service_account_it_renders(self, values_file):
         objs = h.render(files=[values_file])
-        name = k8s.deployment(objs)["spec"]["template"]["spec"]["serviceAccountName"]
+        name = k8s.pod(objs)["serviceAccountName"]
         assert objs.get("ServiceAccount", name)
 
     def test_should_keep_plain_secrets_inside_secret_objects(self, values_file):

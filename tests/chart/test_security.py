@@ -75,7 +75,7 @@ class TestRestrictedPodSecurity:
     def test_should_set_every_field_on_every_container_itself(self):
         # Each container carries the full context, not relying on pod-level defaults.
         objs = h.render(k8s.values({"startupProbe": {"enabled": True}}))
-        spec = k8s.deployment(objs)["spec"]["template"]["spec"]
+        spec = k8s.pod(objs)
         for c in k8s.all_containers(spec):
             sc = c["securityContext"]
             assert sc["runAsNonRoot"] is True, c["name"]
@@ -87,7 +87,7 @@ class TestRestrictedPodSecurity:
 
     def test_should_use_the_documented_pod_security_context(self):
         objs = h.render(k8s.values())
-        psc = k8s.deployment(objs)["spec"]["template"]["spec"]["securityContext"]
+        psc = k8s.pod(objs)["securityContext"]
         assert psc["fsGroup"] == 101
         assert psc.get("runAsNonRoot", True) is True
 
@@ -101,7 +101,7 @@ class TestRestrictedPodSecurity:
 class TestSecurityToggles:
     def test_should_drop_the_pod_context_when_disabled(self):
         objs = h.render(k8s.values({"podSecurityContext": {"enabled": False}}))
-        psc = k8s.deployment(objs)["spec"]["template"]["spec"].get("securityContext") or {}
+        psc = k8s.pod(objs).get("securityContext") or {}
         assert "fsGroup" not in psc
         assert "enabled" not in psc
 
@@ -111,7 +111,7 @@ class TestSecurityToggles:
 
     def test_should_not_leak_the_enabled_flag(self):
         objs = h.render(k8s.values())
-        spec = k8s.deployment(objs)["spec"]["template"]["spec"]
+        spec = k8s.pod(objs)
         assert "enabled" not in spec["securityContext"]
         assert "enabled" not in k8s.app_container(objs)["securityContext"]
 
@@ -122,4 +122,4 @@ class TestSecurityToggles:
         if section == "containerSecurityContext":
             assert k8s.app_container(objs)["securityContext"]["runAsUser"] == 2000
         else:
-            assert k8s.deployment(objs)["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 2000
+            assert k8s.pod(objs)["securityContext"]["fsGroup"] == 2000

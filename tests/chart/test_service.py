@@ -26,20 +26,11 @@ class TestServiceDefaults:
         assert port["port"] == 80
         assert "nodePort" not in port
 
-    def test_should_target_the_containers_http_port(self):
-        objs = h.render(k8s.values())
-        target = http_port(objs)["targetPort"]
-        ports = k8s.app_container(objs)["ports"]
-        assert target in [p["name"] for p in ports] + [p["containerPort"] for p in ports]
-        http = [p for p in ports if p["name"] == "http"][0]
-        assert http["containerPort"] == 8002
-
     def test_should_follow_a_changed_target_port(self):
         objs = h.render(k8s.values({"service": {"http": {"targetPort": 9100, "port": 8080}}}))
         assert http_port(objs)["port"] == 8080
         http = [p for p in k8s.app_container(objs)["ports"] if p["name"] == "http"][0]
         assert http["containerPort"] == 9100
-        assert http_port(objs)["targetPort"] in ("http", 9100)
 
     def test_should_name_the_port_from_values(self):
         objs = h.render(k8s.values({"service": {"http": {"name": "web"}}}))

@@ -14,10 +14,6 @@ T = "{{ .Release.Name }}-{{ .Values.environment }}"  # a template...
 R = f"{h.RELEASE}-production"                       # ...and what it renders to
 
 
-def pod(objs):
-    return k8s.deployment(objs)["spec"]["template"]["spec"]
-
-
 def ingress_on(extra):
     return k8s.merge({"ingress": {"enabled": True}}, extra)
 
@@ -48,17 +44,17 @@ CASES = {
         {"initContainers": [{"name": "u", "image": "busybox", "command": ["echo", T]}]},
         lambda o: k8s.init_containers(o)[0]["command"][1], R),
     "podLabels": ({"podLabels": {"x": T}},
-                  lambda o: k8s.deployment(o)["spec"]["template"]["metadata"]["labels"]["x"], R),
+                  lambda o: o.get("Deployment")["spec"]["template"]["metadata"]["labels"]["x"], R),
     "podAnnotations": ({"podAnnotations": {"x": T}},
-                       lambda o: k8s.deployment(o)["spec"]["template"]["metadata"]["annotations"]["x"], R),
+                       lambda o: o.get("Deployment")["spec"]["template"]["metadata"]["annotations"]["x"], R),
     "extraOptionsSpec": ({"extraOptionsSpec": {"strategy": {"type": '{{ "Recreate" }}'}}},
-                         lambda o: k8s.deployment(o)["spec"]["strategy"]["type"], "Recreate"),
+                         lambda o: o.get("Deployment")["spec"]["strategy"]["type"], "Recreate"),
     "extraOptionsTemplateSpec": ({"extraOptionsTemplateSpec": {"nodeSelector": {"pool": T}}},
-                                 lambda o: pod(o)["nodeSelector"]["pool"], R),
+                                 lambda o: k8s.pod(o)["nodeSelector"]["pool"], R),
     "extraVolumes": (
         {"extraVolumes": [{"name": "v", "configMap": {"name": T}}],
          "extraVolumeMounts": [{"name": "v", "mountPath": "/v"}]},
-        lambda o: [v for v in pod(o)["volumes"] if v["name"] == "v"][0]["configMap"]["name"], R),
+        lambda o: [v for v in k8s.pod(o)["volumes"] if v["name"] == "v"][0]["configMap"]["name"], R),
     "extraVolumeMounts": (
         {"extraVolumes": [{"name": "v", "emptyDir": {}}],
          "extraVolumeMounts": [{"name": "v", "mountPath": "/data/{{ .Values.environment }}"}]},

@@ -1,10 +1,19 @@
-"""Small helpers for reading rendered Kubernetes objects in chart tests (no helm here; see helm.py)."""
+"""Small helpers for reading rendered Kubernetes objects and values in tests (no helm here; see helm.py).
+
+`objs` arguments are what `helm.render()` returns (a `Rendered`): its `get(kind, name)` is the one
+lookup of a single object, and `pod(objs)` the one way to the chart Deployment's pod spec.
+"""
 from __future__ import annotations
 
 import base64
 import copy
 import json
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from tests.support.localpod import LocalPod
+
+if TYPE_CHECKING:
+    from tests.support.helm import Rendered
 
 # Pod-bearing kinds and where their pod template lives.
 _POD_SPEC_PATHS = {
@@ -63,9 +72,9 @@ def pod_spec(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     return None if path is None else dig(obj, *path)
 
 
-def pod_template_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
-    path = _POD_SPEC_PATHS[obj["kind"]]
-    return dig(obj, *path[:-1], "metadata", default={}) if len(path) > 1 else obj["metadata"]
+def pod(objs: Rendered) -> dict[str, Any]:
+    """The pod spec of the chart's (one) Deployment."""
+    return pod_spec(objs.get("Deployment"))
 
 
 def all_containers(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -74,22 +83,16 @@ def all_containers(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
             *spec.get("ephemeralContainers", [])]
 
 
-def deployment(objs: list[dict]) -> dict[str, Any]:
-    found = [o for o in objs if o.get("kind") == "Deployment"]
-    assert len(found) == 1, f"expected one Deployment, got {[o['metadata']['name'] for o in found]}"
-    return found[0]
-
-
-def app_container(objs: list[dict]) -> dict[str, Any]:
+def app_container(objs: Rendered) -> dict[str, Any]:
     """The main container of the chart's Deployment (the one serving the `http` port)."""
-    containers = deployment(objs)["spec"]["template"]["spec"]["containers"]
+    containers = pod(objs)["containers"]
     serving = [c for c in containers if any(p.get("name") == "http" for p in c.get("ports", []))]
     assert len(serving) == 1, f"expected one container with port 'http', got {containers}"
     return serving[0]
 
 
-def init_containers(objs: list[dict]) -> list[dict[str, Any]]:
-    return deployment(objs)["spec"]["template"]["spec"].get("initContainers", [])
+def init_containers(objs: Rendered) -> list[dict[str, Any]]:
+    return pod(objs).get("initContainers", [])
 
 
 def env(container: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -139,62 +142,53 @@ def ident(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind')}/{dig(obj, 'metadata', 'name')}"
 
 
-def find(objs: list[dict], kind: str, name: str | None = None) -> dict[str, Any] | None:
-    """The object of `kind` (and `name`) among objs, or None. More than one match is an error."""
-    found = [o for o in objs if o.get("kind") == kind
-             and (name is None or dig(o, "metadata", "name") == name)]
-    assert len(found) <= 1, f"several {kind} objects: {[ident(o) for o in found]}"
-    return found[0] if found else None
+# Reference fields: (envFrom field, valueFrom field, kind).
+_REFS = (("configMapRef", "configMapKeyRef", "ConfigMap"), ("secretRef", "secretKeyRef", "Secret"))
 
 
-def resolved_env(container: Mapping[str, Any], objs: list[dict]) -> dict[str, dict[str, Any]]:
+def resolved_env(container: Mapping[str, Any], objs: Rendered) -> dict[str, dict[str, Any]]:
     """What each environment variable of a container resolves to, following the objects rendered.
 
-    Each value is one of:
-      {"value": "..."}                          literal, or read from a rendered ConfigMap
-      {"secret": name, "key": key}              from a Secret (rendered or not)
-      {"configMap": name, "key": key}           from a ConfigMap the chart did not render
-      {"other": <valueFrom>}                    fieldRef / resourceFieldRef
-    `env` entries override `envFrom`, as in Kubernetes.
+    The resolution is LocalPod.resolve_env (the one implementation of the kubelet's rules: `envFrom`
+    then `env`, later entries winning, `$(VAR)` expanded). ConfigMaps and Secrets the chart does not
+    render (the user's) stand in as holding exactly the keys the container names. Each value is one of:
+      {"value": "..."}                                 literal
+      {"value": "...", "configMap": name, "key": key}  from a rendered ConfigMap
+      {"configMap": name, "key": key}                  from a ConfigMap the chart did not render
+      {"secret": name, "key": key}                     from a Secret (rendered or not)
+      {"fieldRef": path}                               downward API
     """
+    rendered = {(o.get("kind"), dig(o, "metadata", "name")) for o in objs}
+    user: dict[str, dict[str, dict[str, str]]] = {"ConfigMap": {}, "Secret": {}}
+    for env_from, value_from, kind in _REFS:
+        for source in container.get("envFrom") or []:
+            if env_from in source and (kind, source[env_from]["name"]) not in rendered:
+                user[kind].setdefault(source[env_from]["name"], {})
+        for entry in container.get("env") or []:
+            ref = dig(entry, "valueFrom", value_from)
+            if ref and (kind, ref["name"]) not in rendered:
+                user[kind].setdefault(ref["name"], {})[ref["key"]] = ""
+    resolved = LocalPod(objs, existing_configmaps=user["ConfigMap"],
+                        existing_secrets=user["Secret"]).resolve_env(container)
     out: dict[str, dict[str, Any]] = {}
-    for source in container.get("envFrom", []):
-        prefix = source.get("prefix", "")
-        if "configMapRef" in source:
-            name = source["configMapRef"]["name"]
-            cm = find(objs, "ConfigMap", name)
-            if cm is not None:
-                for k, v in (cm.get("data") or {}).items():
-                    out[prefix + k] = {"value": v, "from": f"ConfigMap/{name}"}
-        elif "secretRef" in source:
-            name = source["secretRef"]["name"]
-            secret = find(objs, "Secret", name)
-            if secret is not None:
-                for k in secret_data(secret):
-                    out[prefix + k] = {"secret": name, "key": k}
-    for entry in container.get("env", []):
-        name = entry["name"]
-        if "value" in entry:
-            out[name] = {"value": entry["value"]}
-        elif "valueFrom" not in entry:
-            out[name] = {"value": ""}
-        elif "secretKeyRef" in entry["valueFrom"]:
-            ref = entry["valueFrom"]["secretKeyRef"]
-            out[name] = {"secret": ref["name"], "key": ref["key"]}
-        elif "configMapKeyRef" in entry["valueFrom"]:
-            ref = entry["valueFrom"]["configMapKeyRef"]
-            cm = find(objs, "ConfigMap", ref["name"])
-            if cm is not None:
-                out[name] = {"value": (cm.get("data") or {}).get(ref["key"]),
-                             "from": f"ConfigMap/{ref['name']}"}
-            else:
-                out[name] = {"configMap": ref["name"], "key": ref["key"]}
+    for name, source in resolved.sources.items():
+        # LocalPod sources: "value", "fieldRef/<path>", "<Kind>/<name>:<key>" (names and keys hold no ':')
+        kind, _, rest = source.partition("/")
+        ref_name, _, key = rest.partition(":")
+        if kind == "Secret":
+            out[name] = {"secret": ref_name, "key": key}
+        elif kind == "ConfigMap":
+            out[name] = {"configMap": ref_name, "key": key}
+            if ref_name not in user["ConfigMap"]:
+                out[name]["value"] = resolved.values[name]
+        elif kind == "fieldRef":
+            out[name] = {"fieldRef": rest}
         else:
-            out[name] = {"other": entry["valueFrom"]}
+            out[name] = {"value": resolved.values[name]}
     return out
 
 
-def wait_container(objs: list[dict]) -> dict[str, Any]:
+def wait_container(objs: Rendered) -> dict[str, Any]:
     """The chart's wait-for-MySQL init container (the one running a mysql image)."""
     found = [c for c in init_containers(objs)
              if "mysql" in c["image"].split("@")[0].split(":")[0].split("/")[-1]]
@@ -202,7 +196,7 @@ def wait_container(objs: list[dict]) -> dict[str, Any]:
     return found[0]
 
 
-def migration_container(objs: list[dict]) -> dict[str, Any]:
+def migration_container(objs: Rendered) -> dict[str, Any]:
     """The chart's DB migration init container (the one running the app image)."""
     app_image = app_container(objs)["image"]
     found = [c for c in init_containers(objs) if c["image"] == app_image]

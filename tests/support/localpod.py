@@ -54,7 +54,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from tests.support import paths
 
-VENV_BIN = paths.ROOT / ".venv" / "bin"
 DOCKERFILE = paths.SERVICE / "Dockerfile"
 IMAGE_ROOT = paths.SERVICE  # what the app image's WORKDIR holds
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -183,7 +182,13 @@ class Resolved:
 
     values: dict[str, str] = field(default_factory=dict)
     secret_names: set[str] = field(default_factory=set)
-    sources: dict[str, str] = field(default_factory=dict)  # name -> "ConfigMap/x:KEY", "Secret/y:KEY", "value"
+    # name -> "ConfigMap/x:KEY", "Secret/y:KEY", "value", "fieldRef/<path>" or "override"
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+# The two kinds a container reads variables from: (kind, envFrom field, valueFrom field, holds secrets).
+_REF_KINDS = (("ConfigMap", "configMapRef", "configMapKeyRef", False),
+              ("Secret", "secretRef", "secretKeyRef", True))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -252,6 +257,10 @@ class LocalPod:
         if name in self.existing_secrets:
             return dict(self.existing_secrets[name])
         return None
+
+    def _ref_data(self, kind: str, name: str) -> dict[str, str] | None:
+        """configmap_data or secret_data, by kind ("ConfigMap" / "Secret")."""
+        return self.configmap_data(name) if kind == "ConfigMap" else self.secret_data(name)
 
     @property
     def image(self) -> ImageConfig:
@@ -329,28 +338,22 @@ class LocalPod:
         cname = container["name"]
         for src in container.get("envFrom") or []:
             prefix = src.get("prefix", "")
-            if "configMapRef" in src:
-                ref = src["configMapRef"]
-                data = self.configmap_data(ref["name"])
+            for kind, field_name, _, secret in _REF_KINDS:
+                if field_name not in src:
+                    continue
+                ref = src[field_name]
+                data = self._ref_data(kind, ref["name"])
                 if data is None:
                     if ref.get("optional"):
                         continue
-                    raise LocalPodError(f"{cname}: envFrom ConfigMap {ref['name']!r} does not exist")
+                    raise LocalPodError(f"{cname}: envFrom {kind} {ref['name']!r} does not exist")
                 for k, v in data.items():
                     r.values[prefix + k] = v
-                    r.secret_names.discard(prefix + k)
-                    r.sources[prefix + k] = f"ConfigMap/{ref['name']}:{k}"
-            elif "secretRef" in src:
-                ref = src["secretRef"]
-                data = self.secret_data(ref["name"])
-                if data is None:
-                    if ref.get("optional"):
-                        continue
-                    raise LocalPodError(f"{cname}: envFrom Secret {ref['name']!r} does not exist")
-                for k, v in data.items():
-                    r.values[prefix + k] = v
-                    r.secret_names.add(prefix + k)
-                    r.sources[prefix + k] = f"Secret/{ref['name']}:{k}"
+                    r.sources[prefix + k] = f"{kind}/{ref['name']}:{k}"
+                    if secret:
+                        r.secret_names.add(prefix + k)
+                    else:
+                        r.secret_names.discard(prefix + k)
         for entry in container.get("env") or []:
             name = entry["name"]
             secret = False
@@ -361,26 +364,21 @@ class LocalPod:
                 source = "value"
             else:
                 vf = entry["valueFrom"]
-                if "configMapKeyRef" in vf:
-                    ref = vf["configMapKeyRef"]
-                    data = self.configmap_data(ref["name"])
+                key_ref = next(((kind, f, holds_secret) for kind, _, f, holds_secret in _REF_KINDS
+                                if f in vf), None)
+                if key_ref is not None:
+                    kind, ref_field, secret = key_ref
+                    ref = vf[ref_field]
+                    data = self._ref_data(kind, ref["name"])
                     if data is None or ref["key"] not in data:
                         if ref.get("optional"):
                             continue
-                        raise LocalPodError(f"{cname}: {name} refers to ConfigMap {ref['name']!r} key "
+                        raise LocalPodError(f"{cname}: {name} refers to {kind} {ref['name']!r} key "
                                             f"{ref['key']!r}, which does not exist")
-                    value, source = data[ref["key"]], f"ConfigMap/{ref['name']}:{ref['key']}"
-                elif "secretKeyRef" in vf:
-                    ref = vf["secretKeyRef"]
-                    data = self.secret_data(ref["name"])
-                    if data is None or ref["key"] not in data:
-                        if ref.get("optional"):
-                            continue
-                        raise LocalPodError(f"{cname}: {name} refers to Secret {ref['name']!r} key "
-                                            f"{ref['key']!r}, which does not exist")
-                    value, source, secret = data[ref["key"]], f"Secret/{ref['name']}:{ref['key']}", True
+                    value, source = data[ref["key"]], f"{kind}/{ref['name']}:{ref['key']}"
                 elif "fieldRef" in vf:
-                    value, source = self._field_ref(vf["fieldRef"]["fieldPath"], container), "fieldRef"
+                    path = vf["fieldRef"]["fieldPath"]
+                    value, source = self._field_ref(path, container), f"fieldRef/{path}"
                 else:
                     raise LocalPodError(f"{cname}: {name}: valueFrom {sorted(vf)} is not supported locally")
             r.values[name] = value
@@ -402,7 +400,7 @@ class LocalPod:
                 if k != "PATH":  # the image's PATH points into the image; ours starts with .venv/bin
                     env[k] = self.local_path(container, v)
         env.update({
-            "PATH": f"{VENV_BIN}:{SYSTEM_PATH}",
+            "PATH": f"{paths.VENV_BIN}:{SYSTEM_PATH}",
             "HOSTNAME": f"{self.deployment['metadata']['name']}-local",
             "LANG": env.get("LANG", "C.UTF-8"),
         })
