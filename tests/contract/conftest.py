@@ -1,2 +1,63 @@
-"""Fixtures of the contract tests; they live in tests/contract/examples.py with the helpers."""
-from tests.contract.examples import deploy, example, server  # noqa: F401  (pytest fixtures)
+"""Fixtures of the contract tests (the helpers they use are in tests/contract/examples.py).
+
+`example` parametrizes a test over `values-examples/*.yaml` (globbed: a new example is covered the
+moment it lands); `server` is a real, throwaway MariaDB of the test's own (tests/support/mariadb.py);
+`deploy` creates the database an example's values describe and gives its pod, ready to run locally.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.contract.examples import (Deployed, Example, app_container_port, database_settings,
+                                     load_example, user_objects)
+from tests.support import paths
+from tests.support.localpod import LocalPod
+from tests.support.mariadb import MariaDB
+from tests.support.standins._server import free_port
+
+EXAMPLES = sorted(paths.VALUES_EXAMPLES.glob("*.yaml"))
+
+
+@pytest.fixture(params=[pytest.param(p, id=p.stem) for p in EXAMPLES])
+def example(request: pytest.FixtureRequest) -> Example:
+    return load_example(request.param)
+
+
+@pytest.fixture
+def server() -> Iterator[MariaDB]:
+    """A MariaDB of this test's own (tests stop and start it at will)."""
+    db = MariaDB().start()
+    yield db
+    db.destroy()
+
+
+@pytest.fixture
+def deploy(server: MariaDB, tmp_path: Path):
+    """deploy(example, **extra_overrides) -> Deployed: database created as the values say, the
+    pod's processes pointed at it (and at any stand-ins given in extra_overrides)."""
+    pods: list[LocalPod] = []
+
+    def _deploy(example: Example, **extra: str) -> Deployed:
+        name, user, password = database_settings(example)
+        creds = server.create_database(name=name, user=user, password=password)
+        existing_secrets, existing_cms = user_objects(example, password)
+        probe_port = app_container_port(example)
+        app_port = free_port()
+        overrides = {
+            "AGENT_BACKEND_DB_HOST": server.host,
+            "AGENT_BACKEND_DB_PORT": str(server.port),
+            "AGENT_BACKEND_PORT": str(app_port),
+            **extra,
+        }
+        scratch = tmp_path / f"pod-{len(pods)}"
+        pod = LocalPod(example.objs, overrides=overrides, existing_secrets=existing_secrets,
+                       existing_configmaps=existing_cms, ports={probe_port: app_port}, scratch=scratch)
+        pods.append(pod)
+        return Deployed(example, pod, creds, app_port, overrides)
+
+    yield _deploy
+    for pod in pods:
+        pod.close()

@@ -27,7 +27,6 @@ from tests.support import paths
 from tests.support.standins._server import free_port
 from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, TOOL_INTRO
 
-PYTHON = paths.ROOT / ".venv" / "bin" / "python"
 DEMO = paths.ROOT / "ci" / "demo.py"
 PROMPT = "Press Ctrl-C to stop everything"
 
@@ -92,7 +91,7 @@ def tmpdir_short() -> Iterator[Path]:
 
 def test_demo_once_succeeds_and_leaves_nothing_behind(tmpdir_short: Path) -> None:
     tmpdir = tmpdir_short
-    proc = subprocess.run([str(PYTHON), str(DEMO), "--once", "--port", str(free_port())],
+    proc = subprocess.run([str(paths.PYTHON), str(DEMO), "--once", "--port", str(free_port())],
                           cwd=paths.ROOT, env=demo_env(tmpdir), capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-12000:]
@@ -125,7 +124,7 @@ class InteractiveDemo:
         self.tmpdir = tmpdir
         self.master, slave = pty.openpty()
         self.proc = subprocess.Popen(
-            [str(PYTHON), str(DEMO), "--port", str(free_port())], cwd=paths.ROOT, env=demo_env(tmpdir),
+            [str(paths.PYTHON), str(DEMO), "--port", str(free_port())], cwd=paths.ROOT, env=demo_env(tmpdir),
             stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
             preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))  # the pty becomes its terminal
         os.close(slave)
