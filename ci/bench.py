@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import resource
@@ -52,7 +51,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,11 +61,13 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from tests.service.harness import base_process_env, run_migrations  # noqa: E402
+from tests.service.harness import base_process_env, run_migrations, standin_env  # noqa: E402
+from tests.support import paths, sse  # noqa: E402
 from tests.support.mariadb import MariaDB  # noqa: E402
+from tests.support.proc import NotReady, die_with_parent, wait_http_ok  # noqa: E402
 from tests.support.standins import free_port  # noqa: E402
 
-PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+PY = str(paths.PYTHON)
 MODEL = "claude-bench-standin"
 MIB = 1024 * 1024
 PRIORITY = {"nice": 0}  # set from --nice in main(); applied to every child's autogroup
@@ -102,12 +102,6 @@ def percentile(values: list[float], p: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def _pdeathsig() -> None:
-    """preexec_fn: the child gets SIGTERM if this process dies without cleaning up (e.g. SIGKILL)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
-
-
 def set_priority(pid: int | str, nice: int) -> None:
     """Give `pid`'s scheduling autogroup the niceness `nice`. With sched_autogroup on (the usual desktop
     and VM default), every session is its own CPU group and plain nice values only count inside it, so
@@ -137,7 +131,7 @@ class Child:
             argv, env=env, cwd=cwd, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE if ready_line else self._logf,
             stderr=self._logf if self._logf else subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_pdeathsig)
+            start_new_session=True, preexec_fn=die_with_parent)  # SIGTERM if the bench dies uncleanly
         set_priority(self.proc.pid, PRIORITY["nice"])
         self.ready_text = ""
         if ready_line:
@@ -245,24 +239,15 @@ def cpu_seconds(pid: int) -> float:
 # ------------------------------------------------------------------------------------------------
 # SSE and HTTP
 # ------------------------------------------------------------------------------------------------
-async def sse_frames(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[str | None, str | None]]:
-    """(event, data) per SSE frame, read incrementally; comment-only frames are skipped."""
+async def sse_frames(resp: aiohttp.ClientResponse) -> AsyncIterator[sse.Frame]:
+    """The SSE frames of a response, read incrementally and parsed leniently; comment-only frames are skipped."""
     buf = b""
     async for chunk in resp.content.iter_any():
-        buf += chunk
-        while True:
-            end = buf.find(b"\n\n")
-            if end < 0:
-                break
-            raw, buf = buf[:end], buf[end + 2:]
-            event = data = None
-            for line in raw.split(b"\n"):
-                if line.startswith(b"data:"):
-                    data = line[5:].strip().decode()
-                elif line.startswith(b"event:"):
-                    event = line[6:].strip().decode()
-            if data is not None or event is not None:
-                yield event, data
+        frames, buf = sse.take_frames(buf + chunk)
+        for text in frames:
+            frame = sse.parse_frame(text)
+            if frame.data is not None or frame.event is not None:
+                yield frame
 
 
 class HttpFailure(Exception):
@@ -321,10 +306,10 @@ async def service_ttft(http: aiohttp.ClientSession, ep: Endpoints) -> TtftSample
         t_open = time.perf_counter()
         if r.status != 200:
             raise HttpFailure("GET events", r.status, await r.text())
-        async for _event, data in sse_frames(r):
-            if data is None:
+        async for frame in sse_frames(r):
+            if frame.data is None:
                 continue
-            part = json.loads(data)
+            part = frame.json()
             kind = part.get("type")
             if kind == "text-delta" and t_first is None:
                 t_first = time.perf_counter()
@@ -349,10 +334,10 @@ async def direct_ttft(http: aiohttp.ClientSession, ep: Endpoints) -> TtftSample:
         t_open = time.perf_counter()
         if r.status != 200:
             raise HttpFailure("direct POST /v1/messages", r.status, await r.text())
-        async for event, data in sse_frames(r):
-            if event == "content_block_delta" and t_first is None and data and '"text_delta"' in data:
+        async for frame in sse_frames(r):
+            if frame.event == "content_block_delta" and t_first is None and '"text_delta"' in (frame.data or ""):
                 t_first = time.perf_counter()
-            elif event == "message_stop":
+            elif frame.event == "message_stop":
                 break
     if t_first is None:
         raise BenchError("direct TTFT sample: no text_delta")
@@ -434,10 +419,10 @@ async def conversation(http: aiohttp.ClientSession, ep: Endpoints, i: int, inter
             res.steps["events"].append(time.monotonic() - t0)
             if r.status != 200:
                 raise HttpFailure("GET events", r.status, await r.text())
-            async for _event, data in sse_frames(r):
-                if data is None:
+            async for frame in sse_frames(r):
+                if frame.data is None:
                     continue
-                part = json.loads(data)
+                part = frame.json()
                 kind = part.get("type")
                 if kind == "text-delta":
                     res.deltas += 1
@@ -519,19 +504,6 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
-def wait_http_ok(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"service exited with status {proc.returncode} during start-up")
-        with contextlib.suppress(urllib.error.URLError, OSError):
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        time.sleep(0.05)
-    raise BenchError(f"service not healthy within {timeout:.0f}s")
-
-
 @dataclass
 class Testbed:
     workdir: Path
@@ -579,18 +551,14 @@ def testbed(args: argparse.Namespace) -> Iterator[Testbed]:
 
         port = free_port()
         env = {
-            **creds.env(),
-            "AGENT_BACKEND_PORT": str(port),
-            "ANTHROPIC_API_KEY": anthropic_key,
-            "ANTHROPIC_MODEL": MODEL,
-            "ANTHROPIC_BASE_URL": urls["anthropic"],
-            "LANGCHAIN_API_KEY": "" if args.no_tracing else "lsv2_bench_" + secrets.token_hex(8),
-            "LANGSMITH_ENDPOINT": urls["langsmith"],
+            **standin_env(db=creds, port=port, anthropic_url=urls["anthropic"], anthropic_key=anthropic_key,
+                          langsmith_url=urls["langsmith"],
+                          langchain_key="" if args.no_tracing else "lsv2_bench_" + secrets.token_hex(8),
+                          platform_url=urls["platform"], platform_api_url=urls["platform"] + "/api"),
+            # what the chart sets in production, where the tests use other values
             "ENVIRONMENT": "production",
             "LOG_LEVEL": "INFO",
-            "SEQERA_PLATFORM_URL": urls["platform"],
-            "SEQERA_PLATFORM_API_URL": urls["platform"] + "/api",
-            "SEQERA_MCP_URL": "http://127.0.0.1:9/mcp",
+            "ANTHROPIC_MODEL": MODEL,
             "AGENT_BACKEND_PUBLIC_URL": f"http://127.0.0.1:{port}",
         }
         mig = run_migrations(env, workdir / "home")
@@ -604,7 +572,10 @@ def testbed(args: argparse.Namespace) -> Iterator[Testbed]:
             stack.callback(lambda: shutil.copy(service_log, Path.cwd() / "bench-service.log"))
         ep = Endpoints(service=f"http://127.0.0.1:{port}", anthropic=urls["anthropic"],
                        anthropic_key=anthropic_key, token=token)
-        wait_http_ok(ep.service + "/health?ready=1", service.proc, 60)
+        try:
+            wait_http_ok(ep.service + "/health?ready=1", service.proc, 60)
+        except NotReady as e:
+            raise BenchError(f"service {e}") from None
         yield Testbed(workdir=workdir, db=db, urls=urls, service=service, ep=ep, pids=pids)
 
 
@@ -753,7 +724,7 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
                     f"{info['sql_per_turn']:.1f} / {info['sql_per_session']:.1f}"))
 
     errors = sum(conc.errors.values())
-    rows.append(Row(f"concurrent conversations: completed / errors", f"{conc.ok} / {errors}",
+    rows.append(Row("concurrent conversations: completed / errors", f"{conc.ok} / {errors}",
                     f"{conc.n} / 0", conc.ok == conc.n and errors == 0))
     rows.append(Row("  peak simultaneously streaming", str(conc.peak_streaming), f"{conc.n}",
                     conc.peak_streaming == conc.n))
@@ -786,7 +757,7 @@ async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workd
     load_ms = [ms for ms, st in load]
     bad = sum(1 for _, st in load if st != 200)
     hi99, hl99 = percentile(idle_h, 99), percentile(load_ms, 99)
-    rows.append(Row(f"/health p99 during the concurrency phase", f"{hl99:.2f} ms", f"< {HEALTH_P99_MS:g} ms",
+    rows.append(Row("/health p99 during the concurrency phase", f"{hl99:.2f} ms", f"< {HEALTH_P99_MS:g} ms",
                     hl99 < HEALTH_P99_MS and bad == 0, f"idle {hi99:.2f} ms", f"{hl99 / hi99:.1f}x"))
     rows.append(Row("  /health p50 / max / probes / non-200",
                     f"{percentile(load_ms, 50):.2f} / {max(load_ms, default=float('nan')):.2f} ms / "

@@ -9,37 +9,24 @@ timeout). time.monotonic() is system-wide on Linux, so ci/bench.py can cut the s
 """
 from __future__ import annotations
 
-import ctypes
 import http.client
 import json
-import signal
 import sys
-import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.proc import die_with_parent, stop_event  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
     url, interval, max_s, out = argv[0], float(argv[1]), float(argv[2]), argv[3]
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die with the parent
-    except (OSError, AttributeError):
-        pass
+    die_with_parent()
     parts = urlsplit(url)
     path = parts.path or "/"
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-
-    def watch_stdin() -> None:
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        except OSError:
-            pass
-        stop.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    stop = stop_event()
     samples: list[list[float]] = []
     end = time.monotonic() + max_s
     next_at = time.monotonic()

@@ -17,18 +17,15 @@ controls each conversation's pacing through the service without any side channel
                            `POST /bench/release?spread=T` lets the held streams go in the order they
                            started holding, spread evenly over T seconds (completions paced like arrivals).
 GET /bench/stats answers {"holding", "streams_in_flight", "replies"}; POST /bench/arm re-arms the hold.
-Requests are not recorded (the bench sends thousands); LangSmith's are, so /bench/stats there counts runs.
+The Anthropic stand-in keeps no requests (the bench sends thousands); LangSmith's keeps them, so
+/bench/stats there counts runs.
 """
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import json
 import os
 import re
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
 
-from tests.support.standins import Recorded  # noqa: E402
+from tests.support.proc import die_with_parent, stop_event  # noqa: E402
 from tests.support.standins.anthropic import AnthropicStandIn, Reply  # noqa: E402
 from tests.support.standins.langsmith import LangSmithStandIn  # noqa: E402
 from tests.support.standins.platform import PlatformStandIn  # noqa: E402
@@ -60,6 +57,8 @@ def _text_of_last_user(body: dict[str, Any]) -> str:
 
 
 class BenchAnthropic(AnthropicStandIn):
+    keep_requests = False  # the bench sends thousands; the routes still see each one's parsed body
+
     def __init__(self, api_key: str) -> None:
         super().__init__(api_key=api_key, smart=False, default_answer=ANSWER)
         self.holding_now = 0
@@ -69,16 +68,6 @@ class BenchAnthropic(AnthropicStandIn):
         self._released_at = 0.0     # loop time of the release
         self._spread = 0.0
         self._held_at_release = 1
-
-    def _record(self, request: web.Request, body: bytes) -> Recorded:  # parse, but keep nothing
-        parsed: Any = None
-        if body and "json" in (request.content_type or ""):
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                parsed = None
-        return Recorded(method=request.method, path=request.path, query={}, headers=dict(request.headers),
-                        body=b"", json=parsed)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/bench/release", self._release_route)
@@ -149,19 +138,11 @@ class BenchLangSmith(LangSmithStandIn):
                                                          if not r.get("parent_run_id") and r.get("end_time"))})
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this process when the parent dies (belt and braces besides the stdin watch)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in ("anthropic", "platform", "langsmith"):
         print("usage: bench_standins.py anthropic|platform|langsmith", file=sys.stderr)
         return 2
-    _die_with_parent()
+    die_with_parent()  # belt and braces besides the stdin watch of stop_event()
     kind = argv[0]
     if kind == "anthropic":
         standin: Any = BenchAnthropic(api_key=os.environ["BENCH_ANTHROPIC_KEY"])
@@ -171,19 +152,7 @@ def main(argv: list[str]) -> int:
     else:
         standin = BenchLangSmith()
     standin.start()
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-
-    def watch_stdin() -> None:
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        except OSError:
-            pass
-        done.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    done = stop_event()
     print(f"READY {standin.url}", flush=True)
     done.wait()
     standin.stop()

@@ -46,9 +46,10 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 
 from tests.support import mariadb as mariadb_support  # noqa: E402
-from tests.support import paths  # noqa: E402
+from tests.support import paths, sse  # noqa: E402
 from tests.support.helm import KUBE_VERSION, VALIDATE_VERSIONS, lint, render  # noqa: E402
 from tests.support.localpod import LocalPod  # noqa: E402
+from tests.support.standins import free_port  # noqa: E402
 from tests.support.standins.anthropic import AnthropicStandIn  # noqa: E402
 from tests.support.standins.langsmith import LangSmithStandIn  # noqa: E402
 from tests.support.standins.platform import PlatformStandIn  # noqa: E402
@@ -108,12 +109,6 @@ def port_free(port: int) -> bool:
             return True
         except OSError:
             return False
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Demo:
@@ -273,7 +268,7 @@ class Demo:
                     say(indent(output[-3000:], "        | "))
                 if result.returncode != 0:
                     raise StepFailed(f"init container {init['name']} exited {result.returncode}")
-                say(f"        exited 0")
+                say("        exited 0")
 
             app = pod.app
             say(f"      app container `{app['name']}` ({app['image']}):")
@@ -369,7 +364,7 @@ class Demo:
     def text_deltas(self, session_id: str) -> list[str]:
         """The text-delta parts the service streamed (SSE) in a session, replayed from its event log."""
         body = self.get(f"/v1/cli/sessions/{session_id}/events?history_only=1&cursor=1").decode()
-        parts = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")]
+        parts = [f.json() for f in sse.parse(body) if f.data is not None and f.data.startswith("{")]
         return [p["delta"] for p in parts if p.get("type") == "text-delta"]
 
     def session_of(self, project: Path) -> str:

@@ -4,22 +4,31 @@ Headers, bodies and the order of calls follow /tmp/agent-work/cli-protocol.md (o
 binary): the message is POSTed before the event stream is opened; the first events GET has no cursor;
 a reconnect sends `?cursor=<last id + 1>`; execute-local parts are answered with POST tool-results while
 the stream stays open. The SSE reader is strict about what the CLI's live parser can read: frames are
-separated by "\\n\\n" only, one `data:` line per frame holding one-line JSON, integer ids that increase.
+separated by "\\n\\n" only, one `data:` line per frame holding one-line JSON (tests/support/sse.py,
+strict), integer ids that increase.
 
     cli = Cli(http_session, base_url, token)
     sid = await cli.create_session()
     turn = await cli.turn(sid, "please run `echo hi`", tools=run_locally)
     turn.text, turn.finish, turn.events
+
+    held = await start_held_turn(cli, anthropic, "an answer the model holds")   # answer under way, paused
+    await eventually(lambda: anthropic.message_requests, what="the model call")  # poll until truthy
 """
 from __future__ import annotations
 
 import asyncio
+import collections
+import inspect
 import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import aiohttp
+
+from tests.support import sse
+from tests.support.standins.anthropic import AnthropicStandIn, Reply
 
 CLIENT_VERSION = "1.12.0"
 USER_AGENT = "Bun/1.4.2"
@@ -68,12 +77,13 @@ class EventStream:
         self.status = resp.status
         self.events: list[Event] = []
         self._buf = b""
+        self._frames: collections.deque[str] = collections.deque()  # complete, not yet parsed
         self._eof = False
         self.last_id: int | None = None
 
     async def next(self, timeout: float = WAIT) -> Event | None:
         """The next frame (comments included), or None at the end of the body."""
-        while b"\n\n" not in self._buf:
+        while not self._frames:
             if self._eof:
                 if self._buf.strip():
                     raise ProtocolError(f"stream ended inside a frame: {self._buf!r}")
@@ -85,35 +95,14 @@ class EventStream:
                                      f"{[e.data or e.comment for e in self.events][-10:]}") from None
             if not chunk:
                 self._eof = True
-            self._buf += chunk
-        raw, self._buf = self._buf.split(b"\n\n", 1)
-        text = raw.decode()
-        if "\r" in text:
-            raise ProtocolError(f"CR in an SSE frame (the CLI splits on \\n\\n only): {text!r}")
-        ev = Event(raw=text)
-        data_lines = 0
-        for line in text.split("\n"):
-            if line.startswith(":"):
-                ev.comment = line[1:].strip()
-            elif line.startswith("id:"):
-                value = line[3:].strip()
-                try:
-                    ev.id = int(value)
-                except ValueError:
-                    raise ProtocolError(f"non-integer SSE id {value!r} (the CLI uses ids as cursors)") from None
-            elif line.startswith("data:"):
-                data_lines += 1
-                payload = line[5:].strip()
-                try:
-                    ev.data = json.loads(payload)
-                except ValueError:
-                    raise ProtocolError(f"SSE data is not one-line JSON: {payload!r}") from None
-            elif line.startswith("event:"):
-                ev.event = line[6:].strip()
-            elif line:
-                raise ProtocolError(f"unexpected SSE line {line!r}")
-        if data_lines > 1:
-            raise ProtocolError(f"several data: lines in one frame (the CLI keeps only the last): {text!r}")
+            frames, self._buf = sse.take_frames(self._buf + chunk)
+            self._frames.extend(frames)
+        try:
+            frame = sse.parse_frame(self._frames.popleft(), strict=True)
+        except sse.SSEError as e:
+            raise ProtocolError(str(e)) from None
+        ev = Event(id=None if frame.id is None else int(frame.id), data=frame.json(), event=frame.event,
+                   comment=frame.comment, raw=frame.raw)
         if ev.id is not None:
             if self.last_id is not None and ev.id <= self.last_id:
                 raise ProtocolError(f"SSE id went from {self.last_id} to {ev.id}")
@@ -201,9 +190,6 @@ class Cli:
             h["X-Client-Version"] = CLIENT_VERSION
         h.update(extra or {})
         return h
-
-    def as_user(self, token: str | None) -> "Cli":
-        return Cli(self.http, self.base_url, token)
 
     async def request(self, method: str, path: str, *, json_body: Any = None, data: bytes | str | None = None,
                       version: bool = True, headers: dict[str, str] | None = None,
@@ -346,3 +332,43 @@ async def run_bash(tool: str, args: dict[str, Any]) -> dict[str, Any]:
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     return {"stdout": out.decode(), "stderr": err.decode(), "exit_code": proc.returncode}
+
+
+@dataclass
+class HeldTurn:
+    """A turn whose answer has started streaming and is held by the model (until `anthropic.release()`)."""
+
+    sid: str
+    sent: Response        # the POST .../messages answer (body: run_id)
+    stream: EventStream   # open, read up to `first`
+    first: Event          # the first text-delta part
+
+
+async def start_held_turn(cli: Cli, anthropic: AnthropicStandIn, answer: str, *, hold_after: int = 1,
+                          message: str = "go", sid: str | None = None) -> HeldTurn:
+    """Script `Reply.held(answer, hold_after)`, create a session (unless `sid` is given), POST `message`,
+    open the event stream and read it up to the first text-delta: the state in which a test cancels,
+    drops the stream, stops the database or the service."""
+    anthropic.script(Reply.held(answer, hold_after=hold_after))
+    sid = sid or await cli.create_session()
+    sent = await cli.send(sid, message)
+    assert sent.status < 300, f"send message: {sent.status} {sent.text}"
+    stream = await cli.open_events(sid)
+    first = await stream.until_type("text-delta")
+    return HeldTurn(sid, sent, stream, first)
+
+
+async def eventually(probe: Callable[[], Any], check: Callable[[Any], Any] = bool, *, what: str,
+                     timeout: float = WAIT, interval: float = 0.05) -> Any:
+    """Call `probe()` (a plain or async function) until `check(result)` holds and return that result;
+    fail with `what` and the last result after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = probe()
+        if inspect.isawaitable(result):
+            result = await result
+        if check(result):
+            return result
+        assert asyncio.get_running_loop().time() < deadline, \
+            f"timed out after {timeout:g}s waiting for {what}; last: {str(result)[:500]}"
+        await asyncio.sleep(interval)

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import os
 import secrets
 import signal
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +21,14 @@ from aiohttp.test_utils import TestServer
 from tests.service.cli import Cli
 from tests.support import paths
 from tests.support.mariadb import Credentials
+from tests.support.proc import NotReady, wait_http_ok
 from tests.support.standins import free_port
 from tests.support.standins.anthropic import AnthropicStandIn
 from tests.support.standins.langsmith import LangSmithStandIn
 from tests.support.standins.platform import PlatformStandIn
 
 MODEL = "claude-standin-test-model"
-PYTHON = str(paths.ROOT / ".venv" / "bin" / "python")
+PYTHON = str(paths.PYTHON)  # the venv python that runs the service (tests/service/test_config.py imports it)
 
 # Shortened for tests (these are Config fields without environment variables of their own).
 SERVICE_TUNABLES: dict[str, Any] = {
@@ -75,30 +70,40 @@ class Sentinels:
         assert not found, f"secret value(s) {found} appear in {where}"
 
 
-def service_env(*, anthropic: AnthropicStandIn, langsmith: LangSmithStandIn, platform: PlatformStandIn,
-                db: Credentials, sentinels: Sentinels, port: int | None = None) -> dict[str, str]:
-    anthropic.api_key = sentinels.anthropic_key  # the stand-in answers 401 to any other key
+def standin_env(*, db: Credentials, port: int, anthropic_url: str, anthropic_key: str, langsmith_url: str,
+                langchain_key: str, platform_url: str, platform_api_url: str) -> dict[str, str]:
+    """The service's environment with every upstream on 127.0.0.1 (the stand-ins' URLs) and test settings;
+    ci/bench.py starts from it too and overrides what production sets differently."""
     return {
-        "AGENT_BACKEND_PORT": str(port or free_port()),
+        "AGENT_BACKEND_PORT": str(port),
         **db.env(),
-        "ANTHROPIC_API_KEY": sentinels.anthropic_key,
+        "ANTHROPIC_API_KEY": anthropic_key,
         "ANTHROPIC_MODEL": MODEL,
-        "ANTHROPIC_BASE_URL": anthropic.url,
-        "LANGCHAIN_API_KEY": sentinels.langchain_key,
-        "LANGSMITH_ENDPOINT": langsmith.url,
+        "ANTHROPIC_BASE_URL": anthropic_url,
+        "LANGCHAIN_API_KEY": langchain_key,
+        "LANGSMITH_ENDPOINT": langsmith_url,
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "DEBUG",
-        "SEQERA_PLATFORM_URL": platform.url,
-        "SEQERA_PLATFORM_API_URL": platform.api_url,
+        "SEQERA_PLATFORM_URL": platform_url,
+        "SEQERA_PLATFORM_API_URL": platform_api_url,
         "SEQERA_MCP_URL": "http://127.0.0.1:9/mcp",
         "AGENT_BACKEND_PUBLIC_URL": "http://agent-backend.test.invalid",
     }
 
 
+def service_env(*, anthropic: AnthropicStandIn, langsmith: LangSmithStandIn, platform: PlatformStandIn,
+                db: Credentials, sentinels: Sentinels, port: int | None = None) -> dict[str, str]:
+    anthropic.api_key = sentinels.anthropic_key  # the stand-in answers 401 to any other key
+    return standin_env(db=db, port=port or free_port(), anthropic_url=anthropic.url,
+                       anthropic_key=sentinels.anthropic_key, langsmith_url=langsmith.url,
+                       langchain_key=sentinels.langchain_key, platform_url=platform.url,
+                       platform_api_url=platform.api_url)
+
+
 def base_process_env(home: Path) -> dict[str, str]:
     """A clean environment for subprocesses: nothing inherited that could reach the network."""
     return {
-        "PATH": f"{paths.ROOT / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        "PATH": f"{paths.VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
@@ -199,34 +204,17 @@ class ServiceProcess:
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"service exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"service not healthy within {timeout}s:\n{self.log()}")
+        assert self.proc is not None
+        try:
+            wait_http_ok(self.url + "/health", self.proc, timeout)
+        except NotReady as e:
+            raise AssertionError(f"service {e}:\n{self.log()}") from None
 
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-
-    def log_records(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"unparsed": line})
-        return out
 
     def send_signal(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None
@@ -243,7 +231,3 @@ class ServiceProcess:
         if getattr(self, "_logf", None) is not None:
             self._logf.close()
             self._logf = None
-
-
-def python_exe() -> str:
-    return PYTHON if os.path.exists(PYTHON) else sys.executable

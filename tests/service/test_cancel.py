@@ -3,15 +3,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.service.cli import TERMINAL, WAIT
+from tests.service.cli import TERMINAL, eventually, start_held_turn
 from tests.support.standins.anthropic import Reply
-
-
-async def _wait(predicate, what, timeout=WAIT):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def assistant_rows(db, sid):
@@ -22,11 +15,9 @@ def assistant_rows(db, sid):
 
 
 async def test_cancel_stops_the_model_and_keeps_the_partial_answer(service, alice):
-    service.anthropic.script(Reply.held("partial-answer-words that never finish", hold_after=2))
-    sid = await alice.create_session()
-    assert (await alice.send(sid, "write me an essay")).status < 300
-    stream = await alice.open_events(sid)
-    await stream.until_type("text-delta")
+    held = await start_held_turn(alice, service.anthropic, "partial-answer-words that never finish", hold_after=2,
+                                 message="write me an essay")
+    sid, stream = held.sid, held.stream
     assert await asyncio.to_thread(service.anthropic.wait_held)
 
     r = await alice.cancel(sid)
@@ -37,7 +28,7 @@ async def test_cancel_stops_the_model_and_keeps_the_partial_answer(service, alic
 
     # The upstream request was stopped, not left running.
     rec = service.anthropic.message_requests[0]
-    await _wait(lambda: rec.extra.get("client_disconnected"), "the model request to be closed")
+    await eventually(lambda: rec.extra.get("client_disconnected"), what="the model request to be closed")
     assert not rec.extra.get("completed")
 
     # The partial answer is stored and shown in the history.
@@ -50,10 +41,7 @@ async def test_cancel_stops_the_model_and_keeps_the_partial_answer(service, alic
 async def test_cancelled_answer_is_stored_with_its_status(service, alice):
     sid = await alice.create_session()
     await alice.turn(sid, "a normal turn")
-    service.anthropic.script(Reply.held("cut short here", hold_after=1))
-    await alice.send(sid, "another")
-    stream = await alice.open_events(sid)
-    await stream.until_type("text-delta")
+    stream = (await start_held_turn(alice, service.anthropic, "cut short here", message="another", sid=sid)).stream
     await alice.cancel(sid)
     await stream.until(lambda e: e.type in TERMINAL)
     await stream.close()
@@ -65,11 +53,8 @@ async def test_cancelled_answer_is_stored_with_its_status(service, alice):
 
 
 async def test_after_a_cancel_the_session_goes_on(service, alice):
-    service.anthropic.script(Reply.held("stop me", hold_after=1))
-    sid = await alice.create_session()
-    await alice.send(sid, "first")
-    stream = await alice.open_events(sid)
-    await stream.until_type("text-delta")
+    held = await start_held_turn(alice, service.anthropic, "stop me", message="first")
+    sid, stream = held.sid, held.stream
     await alice.cancel(sid)
     await stream.until(lambda e: e.type in TERMINAL)
     await stream.close()
@@ -106,19 +91,16 @@ async def test_cancel_with_nothing_running_is_harmless(service, alice):
 async def test_cancelling_twice_stores_the_partial_answer_once(service, alice):
     """Ctrl-C twice: the second cancel, landing while the first one's partial answer is being stored,
     must not interrupt that (the answer would be lost and the stream never end)."""
-    service.anthropic.script(Reply.held("twice-cancelled words", hold_after=1))
-    sid = await alice.create_session()
-    await alice.send(sid, "go")
-    stream = await alice.open_events(sid)
-    await stream.until_type("text-delta")
+    held = await start_held_turn(alice, service.anthropic, "twice-cancelled words")
+    sid, stream = held.sid, held.stream
     lock = service.db.connect()
     watcher = service.db.connect()
     try:
         with lock.cursor() as cur:
             cur.execute("LOCK TABLES messages WRITE")  # holds the partial answer's INSERT
         assert (await alice.cancel(sid)).status < 300
-        await _wait(lambda: waiting(watcher, f"INSERT INTO messages%{sid}%cancelled%"),
-                    "the partial answer's INSERT to wait on the lock", timeout=4)
+        await eventually(lambda: waiting(watcher, f"INSERT INTO messages%{sid}%cancelled%"),
+                         what="the partial answer's INSERT to wait on the lock", timeout=4)
         assert (await alice.cancel(sid)).status < 300
     finally:
         with lock.cursor() as cur:
@@ -142,11 +124,8 @@ def waiting(conn, pattern: str) -> bool:
 async def test_a_cancel_during_the_final_bookkeeping_is_ignored(service, alice):
     """A cancel that lands after the answer is complete, while the run records its end in MySQL, neither
     loses the terminal part nor leaves the session busy (409)."""
-    service.anthropic.script(Reply.held("complete answer", hold_after=1))
-    sid = await alice.create_session()
-    run_id = (await alice.send(sid, "go")).body["run_id"]
-    stream = await alice.open_events(sid)
-    await stream.until_type("text-delta")
+    held = await start_held_turn(alice, service.anthropic, "complete answer")
+    sid, stream, run_id = held.sid, held.stream, held.sent.body["run_id"]
     # A shared lock on the run's row lets the answer be stored but holds the run's final UPDATE.
     lock = service.db.connect(autocommit=False)
     watcher = service.db.connect()
@@ -154,8 +133,8 @@ async def test_a_cancel_during_the_final_bookkeeping_is_ignored(service, alice):
         with lock.cursor() as cur:
             cur.execute("SELECT id FROM runs WHERE id=%s LOCK IN SHARE MODE", (run_id,))
         service.anthropic.release()
-        await _wait(lambda: waiting(watcher, f"UPDATE runs SET status='completed'%{run_id}%"),
-                    "the run's final UPDATE to wait on the lock", timeout=4)
+        await eventually(lambda: waiting(watcher, f"UPDATE runs SET status='completed'%{run_id}%"),
+                         what="the run's final UPDATE to wait on the lock", timeout=4)
         assert (await alice.cancel(sid)).status < 300
     finally:
         lock.commit()

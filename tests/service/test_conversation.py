@@ -5,7 +5,7 @@ import asyncio
 import json
 import uuid
 
-from tests.service.cli import run_bash
+from tests.service.cli import run_bash, start_held_turn
 from tests.service.harness import MODEL
 from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, Reply, api_key_of, tool_result_text
 
@@ -133,12 +133,9 @@ async def test_plan_mode_offers_no_tools_that_write_or_run(service, alice):
 
 
 async def test_text_streams_before_the_model_has_finished(service, alice):
-    service.anthropic.script(Reply.held("first-words and the rest", hold_after=1))
-    sid = await alice.create_session()
-    assert (await alice.send(sid, "hello")).status < 300
-    stream = await alice.open_events(sid)
-    ev = await stream.until_type("text-delta")
-    assert ev.data["delta"] == "first-words "
+    held = await start_held_turn(alice, service.anthropic, "first-words and the rest", message="hello")
+    stream = held.stream
+    assert held.first.data["delta"] == "first-words "
     assert service.anthropic.streams_in_flight == 1  # the model is still holding its answer
     service.anthropic.release()
     await stream.until_type("finish")

@@ -2,11 +2,9 @@
 by itself when the database returns, and nothing it acknowledged is lost."""
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from tests.service.cli import WAIT
+from tests.service.cli import eventually, start_held_turn
 
 
 @pytest.fixture
@@ -17,14 +15,9 @@ async def outage_service(make_service, private_mariadb):
     return svc
 
 
-async def wait_status(call, status, timeout=WAIT):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        r = await call()
-        if r.status == status:
-            return r
-        assert asyncio.get_running_loop().time() < deadline, f"still {r.status}: {r.text}"
-        await asyncio.sleep(0.1)
+async def wait_status(call, status):
+    """Repeat `call()` until it answers `status`; that answer."""
+    return await eventually(call, lambda r: r.status == status, what=f"HTTP {status}", interval=0.1)
 
 
 @pytest.mark.parametrize("how", ["stop", "kill"])
@@ -89,15 +82,10 @@ async def test_service_starts_while_database_is_down(make_service, private_maria
 
 
 async def test_database_lost_during_a_run(outage_service):
-    from tests.support.standins.anthropic import Reply
-
     svc = outage_service
     alice = svc.cli(svc.sentinels.alice_token)
-    svc.anthropic.script(Reply.held("words before the outage and after", hold_after=1))
-    sid = await alice.create_session()
-    assert (await alice.send(sid, "go")).status < 300
-    stream = await alice.open_events(sid)
-    await stream.until_type("text-delta")
+    held = await start_held_turn(alice, svc.anthropic, "words before the outage and after")
+    sid, stream = held.sid, held.stream
     svc.mariadb.kill()
     svc.anthropic.release()
     end = await stream.until(lambda e: e.type in ("finish", "error"))  # the stream ends; it does not hang

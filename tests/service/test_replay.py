@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.service.cli import WAIT
-from tests.support.standins.anthropic import Reply
+from tests.service.cli import eventually, start_held_turn
 
 ANSWER = "alpha beta gamma delta epsilon zeta eta theta"
 
 
-async def wait_for_assistant(cli, sid, predicate, timeout=WAIT):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        r = await cli.messages(sid)
-        assistants = [m for m in (r.body or {}).get("messages", []) if m["role"] == "assistant"]
-        if assistants and predicate(assistants[-1]["content"]):
-            return assistants
-        assert asyncio.get_running_loop().time() < deadline, f"assistant message never matched: {r.body}"
-        await asyncio.sleep(0.05)
+async def last_answer(cli, sid) -> str | None:
+    """The content of the session's newest assistant message, None before there is one."""
+    r = await cli.messages(sid)
+    assistants = [m for m in (r.body or {}).get("messages", []) if m["role"] == "assistant"]
+    return assistants[-1]["content"] if assistants else None
 
 
 async def test_reconnect_with_cursor_gets_the_rest(service, alice):
-    service.anthropic.script(Reply.held(ANSWER, hold_after=2))
-    sid = await alice.create_session()
-    assert (await alice.send(sid, "tell me")).status < 300
-    first = await alice.open_events(sid)
-    ev = await first.until_type("text-delta")
+    held = await start_held_turn(alice, service.anthropic, ANSWER, hold_after=2, message="tell me")
+    sid, first, ev = held.sid, held.stream, held.first
     seen_text = first.text()
     last_id = first.last_id
     assert last_id is not None and ev.id is not None
@@ -43,15 +35,13 @@ async def test_reconnect_with_cursor_gets_the_rest(service, alice):
 
 
 async def test_reconnect_after_the_run_ended_replays_its_end(service, alice):
-    service.anthropic.script(Reply.held(ANSWER, hold_after=1))
-    sid = await alice.create_session()
-    await alice.send(sid, "tell me")
-    first = await alice.open_events(sid)
-    await first.until_type("text-delta")
+    held = await start_held_turn(alice, service.anthropic, ANSWER, message="tell me")
+    sid, first = held.sid, held.stream
     cursor = first.last_id + 1
     first.drop()
     service.anthropic.release()
-    await wait_for_assistant(alice, sid, lambda c: c == ANSWER)  # finished while nobody listened
+    # finished while nobody listened
+    await eventually(lambda: last_answer(alice, sid), lambda c: c == ANSWER, what="the answer to be stored")
     again = await alice.open_events(sid, cursor=cursor)
     await again.until_type("finish")
     await again.close()
@@ -59,15 +49,12 @@ async def test_reconnect_after_the_run_ended_replays_its_end(service, alice):
 
 
 async def test_dropped_stream_does_not_cancel_the_run(service, alice):
-    service.anthropic.script(Reply.held(ANSWER, hold_after=1))
-    sid = await alice.create_session()
-    await alice.send(sid, "tell me")
-    stream = await alice.open_events(sid)
-    await stream.until_type("text-delta")
-    stream.drop()
+    held = await start_held_turn(alice, service.anthropic, ANSWER, message="tell me")
+    sid = held.sid
+    held.stream.drop()
     await asyncio.sleep(0.2)
     service.anthropic.release()
-    await wait_for_assistant(alice, sid, lambda c: c == ANSWER)
+    await eventually(lambda: last_answer(alice, sid), lambda c: c == ANSWER, what="the answer to be stored")
     rec = service.anthropic.message_requests[0]
     assert rec.extra.get("completed") and not rec.extra.get("client_disconnected")
 
@@ -103,7 +90,7 @@ async def test_a_late_listener_gets_the_whole_run(service, alice):
     # The CLI POSTs the message before it opens the stream: nothing may be lost in between.
     sid = await alice.create_session()
     await alice.send(sid, "hello")
-    await wait_for_assistant(alice, sid, lambda c: bool(c))
+    await eventually(lambda: last_answer(alice, sid), what="an answer to be stored")
     stream = await alice.open_events(sid)
     await stream.until_type("finish")
     await stream.close()
@@ -112,11 +99,7 @@ async def test_a_late_listener_gets_the_whole_run(service, alice):
 
 
 async def test_heartbeats_keep_an_idle_stream_alive(service, alice):
-    service.anthropic.script(Reply.held("slow answer", hold_after=1))
-    sid = await alice.create_session()
-    await alice.send(sid, "hello")
-    stream = await alice.open_events(sid)
-    await stream.until_type("text-delta")
+    stream = (await start_held_turn(alice, service.anthropic, "slow answer", message="hello")).stream
     while True:  # the model is holding: the service must send `: ping` comments meanwhile
         ev = await stream.next(timeout=service.config.sse_ping_interval * 10)
         if ev is not None and ev.comment is not None and ev.data is None:

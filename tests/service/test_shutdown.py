@@ -6,19 +6,16 @@ import signal
 
 import aiohttp
 
-from tests.service.cli import Cli
-from tests.support.standins.anthropic import Reply
+from tests.service.cli import Cli, start_held_turn
+
+ANSWER = "an answer that is still streaming when SIGTERM arrives"
 
 
 async def test_sigterm_lets_a_stream_in_flight_finish(service_process, sentinels, anthropic_standin):
     proc = service_process()
-    anthropic_standin.script(Reply.held("an answer that is still streaming when SIGTERM arrives", hold_after=2))
     async with aiohttp.ClientSession() as http:
         alice = Cli(http, proc.url, sentinels.alice_token)
-        sid = await alice.create_session()
-        assert (await alice.send(sid, "long one")).status < 300
-        stream = await alice.open_events(sid)
-        await stream.until_type("text-delta")
+        stream = (await start_held_turn(alice, anthropic_standin, ANSWER, hold_after=2, message="long one")).stream
 
         proc.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.5)
@@ -43,7 +40,7 @@ async def test_sigterm_lets_a_stream_in_flight_finish(service_process, sentinels
         end = await stream.until_type("finish", "error")
         await stream.close()
         assert end.type == "finish"
-        assert stream.text() == "an answer that is still streaming when SIGTERM arrives"
+        assert stream.text() == ANSWER
     assert await asyncio.to_thread(proc.wait, 60) == 0
 
 

@@ -2,18 +2,15 @@
 
 If these fail, every other service test is meaningless: they prove the anthropic SDK decodes the
 stand-in's stream into the right message, that scripted failures surface as the SDK's real error
-types, that the real langsmith Client's traces are recorded, and that the database helper keeps data
-across a stop/start.
+types, and that the real langsmith Client's traces are recorded. (The database helper has its own
+module, test_mariadb_helper.py.)
 """
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import anthropic
 import httpx2
@@ -21,7 +18,8 @@ import langsmith
 import pytest
 from langsmith import Client, traceable
 
-from tests.support import paths
+from tests.support import paths, sse
+from tests.support.standins import free_port
 from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, AnthropicStandIn, Reply, api_key_of
 
 TOOLS = [{"name": "execute_bash_local", "description": "run", "input_schema": {
@@ -64,9 +62,10 @@ class TestAnthropicStandIn:
             resp = await h.post(anthropic_standin.url + "/v1/messages", json={
                 "model": "m", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "x"}]})
         assert resp.headers["content-type"].startswith("text/event-stream")
-        frames = [f for f in resp.text.split("\n\n") if f.strip()]
-        names = [f.split("\n")[0].removeprefix("event: ") for f in frames]
-        datas = [json.loads(f.split("\n")[1].removeprefix("data: ")) for f in frames]
+        frames = sse.parse(resp.text)
+        assert all(f.event and f.data is not None for f in frames), [f.raw for f in frames]
+        names = [f.event for f in frames]
+        datas = [f.json() for f in frames]
         assert all(d["type"] == n for n, d in zip(names, datas))
         assert names[0] == "message_start" and "ping" in names
         assert names[-2:] == ["message_delta", "message_stop"]
@@ -181,7 +180,7 @@ class TestAnthropicStandIn:
         assert r.content[0].text == DEFAULT_ANSWER
 
     def test_runs_standalone_from_the_command_line(self):
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "tests.support.standins.anthropic", "--port", str(port)],
                                 cwd=paths.ROOT, stdout=subprocess.PIPE, text=True)
         try:
@@ -193,12 +192,6 @@ class TestAnthropicStandIn:
         finally:
             proc.terminate()
             assert proc.wait(10) == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TestLangSmithStandIn:
@@ -261,30 +254,3 @@ class TestPlatformStandIn:
             requests.get(p.api_url + "/user-info", headers=h, timeout=5)
         p.come_up()
         assert requests.get(p.api_url + "/user-info", headers=h).status_code == 200
-
-
-class TestMariaDB:
-    def test_stop_start_keeps_data_and_port(self, private_mariadb):
-        creds = private_mariadb.create_database()
-        with creds.connect() as conn, conn.cursor() as cur:
-            cur.execute("CREATE TABLE t (x INT)")
-            cur.execute("INSERT INTO t VALUES (7)")
-        port = private_mariadb.port
-        private_mariadb.stop()
-        with pytest.raises(Exception):
-            creds.connect(connect_timeout=2)
-        private_mariadb.start()
-        assert private_mariadb.port == port
-        with creds.connect() as conn, conn.cursor() as cur:
-            cur.execute("SELECT x FROM t")
-            assert cur.fetchall() == ((7,),)
-
-    def test_each_database_has_its_own_user(self, mariadb, db):
-        other = mariadb.create_database()
-        try:
-            with db.connect() as conn, conn.cursor() as cur:
-                with pytest.raises(Exception):
-                    cur.execute(f"SELECT 1 FROM `{other.name}`.dual")
-                    cur.execute(f"USE `{other.name}`")
-        finally:
-            mariadb.drop_database(other)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pymysql
 
+from tests.support.proc import die_with_parent
 from tests.support.standins._server import free_port
 
 _template_lock = threading.Lock()
@@ -46,17 +47,6 @@ def _binary(name: str) -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise RuntimeError(f"{name} not found: run ci/setup.sh (it installs mariadb-server)")
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: ask Linux to SIGTERM mariadbd when the process that started it dies, so a
-    killed pytest worker or script never leaves a server behind."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _user_args() -> list[str]:
@@ -160,7 +150,7 @@ class MariaDB:
                  f"--port={self.port}", "--bind-address=127.0.0.1", f"--tmpdir={self.tmpdir}", *_user_args(), "--skip-log-bin",
                  "--innodb-buffer-pool-size=64M", "--max-connections=1000", f"--pid-file={self.basedir}/pid",
                  "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=2"],
-                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

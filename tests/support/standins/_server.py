@@ -10,20 +10,21 @@ blocks its own loop never blocks the stand-in.
 
 `go_down("refuse")` closes the listening socket and every open connection (a client then gets
 "connection refused"); `go_down("5xx")` answers every request 503; `come_up()` listens again on the same
-port. Every request is kept in `.requests` (a list of `Recorded`) until `reset()`.
+port. Every request is kept in `.requests` (a list of `Recorded`) unless `keep_requests` is False.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import signal
 import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+
+from tests.support.proc import stop_event
 
 
 def free_port() -> int:
@@ -58,11 +59,13 @@ RECORDED = web.RequestKey("recorded", Recorded)
 
 
 class StandIn:
-    """Base class: subclasses implement `routes(app)` and may override `on_reset()`."""
+    """Base class: subclasses implement `routes(app)`."""
 
     name = "standin"
     # Extra keyword arguments for aiohttp's AppRunner (e.g. auto_decompress=False).
     runner_kwargs: dict[str, Any] = {}
+    # False: requests are recorded for the handlers (request[RECORDED]) but not kept in `.requests`.
+    keep_requests = True
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.host = host
@@ -80,9 +83,6 @@ class StandIn:
     # ---- to implement -------------------------------------------------------------------------
     def routes(self, app: web.Application) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def on_reset(self) -> None:
-        """Subclasses clear their scripted state here."""
 
     # ---- public API ---------------------------------------------------------------------------
     @property
@@ -117,14 +117,6 @@ class StandIn:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def reset(self) -> None:
-        """Forget recorded requests and scripted state; come back up if down."""
-        with self._lock:
-            self.requests.clear()
-            self.on_reset()
-        if self._down:
-            self.come_up()
-
     def go_down(self, mode: str = "refuse") -> None:
         """`refuse`: close the listening socket and open connections; `5xx`: answer 503 to everything."""
         if mode not in ("refuse", "5xx"):
@@ -139,18 +131,10 @@ class StandIn:
         if was == "refuse":
             self.call(self._open_site())
 
-    @property
-    def is_down(self) -> bool:
-        return self._down is not None
-
     def call(self, coro: Awaitable[Any], timeout: float = 10) -> Any:
         """Run a coroutine on the stand-in's loop from any other thread and return its result."""
         assert self._loop is not None, "stand-in not started"
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)  # type: ignore[arg-type]
-
-    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        assert self._loop is not None, "stand-in not started"
-        self._loop.call_soon_threadsafe(fn, *args)
 
     def requests_to(self, path_prefix: str, method: str | None = None) -> list[Recorded]:
         with self._lock:
@@ -231,8 +215,9 @@ class StandIn:
             body=body,
             json=parsed,
         )
-        with self._lock:
-            self.requests.append(rec)
+        if self.keep_requests:
+            with self._lock:
+                self.requests.append(rec)
         return rec
 
 
@@ -245,8 +230,5 @@ def serve_forever(standin: StandIn, argv: list[str] | None = None) -> None:
         standin.port = args.port
     standin.start()
     print(f"{standin.name} stand-in listening on {standin.url}", flush=True)
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
+    stop_event(watch_stdin=False).wait()
     standin.stop()

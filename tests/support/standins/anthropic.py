@@ -243,11 +243,6 @@ class AnthropicStandIn(StandIn):
         if self._loop is not None and self._release is not None:
             self._loop.call_soon_threadsafe(self._release.set)
 
-    def on_reset(self) -> None:
-        self._queue.clear()
-        if self._loop is not None and self._release is not None:
-            self._loop.call_soon_threadsafe(self._release.set)
-
     @property
     def message_requests(self) -> list:
         """Every POST /v1/messages received, oldest first (Recorded; .json is the request body)."""

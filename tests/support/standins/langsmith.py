@@ -110,11 +110,6 @@ class LangSmithStandIn(StandIn):
                     return False
                 self._changed.wait(left)
 
-    def on_reset(self) -> None:
-        self.runs.clear()
-        self.ops.clear()
-        self.feedback.clear()
-
     # ---- HTTP -------------------------------------------------------------------------------------
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/info", self._info)

@@ -96,9 +96,6 @@ class PlatformStandIn(StandIn):
             if token is None or r.header("authorization") == f"Bearer {token}"
         )
 
-    def on_reset(self) -> None:
-        self._users.clear()
-
     # ---- HTTP -------------------------------------------------------------------------------------
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/user-info", self._user_info)
