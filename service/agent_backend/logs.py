@@ -9,17 +9,37 @@ import logging
 import re
 import sys
 import time
+from typing import Any
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
-# Defence in depth against third-party messages that echo credentials (e.g. "API Key: lsv2_***8d").
+# Defence in depth against third-party messages that echo credentials (e.g. "API Key: lsv2_***8d",
+# 'password="..."'). MySQL's "(using password: YES)" / "NO" stays: it tells a wrong secret from a missing one.
 _SECRETS = re.compile(
     r"(?i)((?:api[ _-]?key|x-api-key|authorization|password|token)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?|bearer\s+)"
-    r"[^\s,;\"']+"
+    r"(?!(?:YES|NO)\))[^\s,;\"']+"
     r"|\b(?:sk-ant-|lsv2_|ls__)[A-Za-z0-9_\-\*]+")
+# Field names whose string values are credentials, whatever they look like.
+_SECRET_FIELD = re.compile(r"(?i)^(?:.*[_-])?(?:api[_-]?key|authorization|password|passwd|secret|token)$")
+REDACTED = "[redacted]"
 
 
 def redact(text: str) -> str:
-    return _SECRETS.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
+    return _SECRETS.sub(lambda m: (m.group(1) or "") + REDACTED, text)
+
+
+def _scrub(value: Any) -> Any:
+    """A log value made safe to encode: strings redacted (before JSON escaping, so quoting cannot hide a
+    secret from the patterns), string values of credential-named keys replaced, anything else by its str()."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): REDACTED if isinstance(v, str) and _SECRET_FIELD.match(str(k)) else _scrub(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    return redact(str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,7 +59,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             entry["exc_type"] = record.exc_info[0].__name__
             entry["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, default=str))
+        return json.dumps(_scrub(entry))
 
 
 def setup_logging(level: str = "INFO") -> None:

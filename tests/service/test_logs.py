@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 
 import aiohttp
+import pytest
 
+from agent_backend.logs import JsonFormatter
 from tests.service.cli import Cli, run_bash
 from tests.support.standins.anthropic import Reply
 
@@ -55,3 +58,37 @@ async def test_logs_are_json_lines_at_the_configured_level(service_process, sent
     for rec in records:
         assert rec.get("level") in ("WARNING", "ERROR", "CRITICAL"), rec
     sentinels.assert_absent(proc.log(), "the service log")
+
+
+def formatted(msg: str, **fields) -> dict:
+    """One record through the service's formatter, parsed back (it must stay valid JSON)."""
+    record = logging.makeLogRecord({"msg": msg, "levelname": "WARNING", "name": "third.party"})
+    record.fields = fields
+    return json.loads(JsonFormatter().format(record))
+
+
+@pytest.mark.parametrize("msg", [
+    'dsn password="hunter2-SENTINEL" rejected',
+    "dsn password='hunter2-SENTINEL' rejected",
+    'request body {"password": "hunter2-SENTINEL"}',
+    "Authorization: Bearer hunter2-SENTINEL",
+    "API Key: lsv2_hunter2-SENTINEL",
+])
+def test_third_party_messages_are_redacted_whatever_the_quoting(msg):
+    entry = formatted(msg)
+    assert "hunter2" not in json.dumps(entry)
+    assert "[redacted]" in entry["msg"]
+
+
+def test_credential_named_fields_are_redacted_and_the_line_stays_json():
+    entry = formatted("connect", db_password="hunter2-SENTINEL", token=None, input_tokens=5,
+                      nested={"api_key": "hunter2-SENTINEL", "note": "password=hunter2-SENTINEL"})
+    assert "hunter2" not in json.dumps(entry)
+    assert entry["token"] is None and entry["input_tokens"] == 5
+
+
+def test_mysql_says_whether_a_password_was_sent():
+    """'using password: YES/NO' tells a wrong secret from a missing one; it is not a secret."""
+    for answer in ("YES", "NO"):
+        msg = f"(1045, \"Access denied for user 'u'@'10.0.0.1' (using password: {answer})\")"
+        assert f"(using password: {answer})" in formatted(msg)["msg"]
