@@ -79,6 +79,7 @@ class Config:
     tool_result_timeout: float = 300.0
     shutdown_grace: float = 20.0
     heartbeat_interval: float = 15.0   # SSE `: ping` comments and the runs' liveness mark in MySQL
+    stale_run_after: float = 30.0      # at least; a run unseen this long (4 heartbeats at least) is ended
     sse_ping_interval: float | None = None  # None: the same as heartbeat_interval
     max_tokens: int = 8192
     max_steps: int = 25                # model calls per run (tool loop bound)

@@ -325,18 +325,6 @@ async def heartbeat_runs(db: Database, run_ids: Iterable[str]) -> None:
     await db.execute(f"UPDATE runs SET heartbeat_at=%s WHERE id IN ({marks})", [utcnow(), *ids])
 
 
-async def interrupt_orphans(db: Database, owner: str, live_ids: list[str], older_than_s: float) -> None:
-    """Runs of this process started over `older_than_s` ago, marked running in MySQL but no longer running
-    here (final update lost)."""
-    cutoff = datetime.fromtimestamp(time.time() - older_than_s, timezone.utc).replace(tzinfo=None)
-    sql = "UPDATE runs SET status='interrupted', finished_at=%s WHERE owner=%s AND status='running' AND started_at < %s"
-    args: list[Any] = [utcnow(), owner, cutoff]
-    if live_ids:
-        sql += f" AND id NOT IN ({','.join(['%s'] * len(live_ids))})"
-        args += live_ids
-    await db.execute(sql, args)
-
-
 async def add_run_request(db: Database, run_id: str, kind: str, request_id: str | None, payload: Any) -> None:
     await db.execute("INSERT INTO run_requests (run_id, kind, request_id, payload, created_at) VALUES (%s,%s,%s,%s,%s)",
                      (run_id, kind, request_id, None if payload is None else dumps(payload), utcnow()))

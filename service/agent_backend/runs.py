@@ -34,6 +34,7 @@ FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "le
 HUB_LINGER_S = 120.0
 REMOTE_POLL_S = 0.5
 SHUTDOWN_MESSAGE = "The agent-backend service restarted and interrupted this run; send your message again."
+LOST_MESSAGE = "This run was interrupted (the service lost its database); send your message again."
 
 
 class RunConflict(Exception):
@@ -333,7 +334,7 @@ class RunManager:
         self._waiters: dict[str, asyncio.Future] = {}
         self._starting: dict[str, str] = {}  # session id -> user id, while a run's start is being stored
         self._bg: list[asyncio.Task] = []
-        self.stale_after = max(4 * cfg.heartbeat_interval, 30.0)
+        self.stale_after = max(4 * cfg.heartbeat_interval, cfg.stale_run_after)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -345,11 +346,9 @@ class RunManager:
         while not self.closing.is_set():
             with contextlib.suppress(DatabaseUnavailable, Exception):
                 await q.heartbeat_runs(self.db, [r.id for r in self.runs.values()])
-                # Only runs older than stale_after: one whose start commits during this call is not yet
-                # in self.runs, and must not be taken for an orphan.
-                await q.interrupt_orphans(self.db, self.owner, [r.id for r in self.runs.values()], self.stale_after)
+                await self._end_dead_runs(own=True)
                 if time.monotonic() - swept_at > self.stale_after:
-                    await self._sweep_stale()
+                    await self._end_dead_runs(own=False)
                     swept_at = time.monotonic()
             now = time.monotonic()
             for sid, hub in list(self.hubs.items()):
@@ -359,11 +358,24 @@ class RunManager:
             await asyncio.wait((closing,), timeout=self.cfg.heartbeat_interval)
             closing.cancel()
 
-    async def _sweep_stale(self) -> None:
-        """Runs whose owner stopped heart-beating: end their event log with an error so clients stop waiting."""
+    async def _end_dead_runs(self, *, own: bool) -> None:
+        """Runs marked running in MySQL that nobody executes: with `own`, this process's runs that are no longer
+        in self.runs (their final update was lost, e.g. in a MySQL outage); else runs whose owner stopped
+        heart-beating. Each ends its event log with an error part, so clients stop waiting, and is marked
+        interrupted. Only runs started over stale_after ago: a start that commits meanwhile is not yet in
+        self.runs, and must not be taken for an orphan."""
         cutoff = q.datetime.fromtimestamp(time.time() - self.stale_after, q.timezone.utc).replace(tzinfo=None)
-        rows = await self.db.fetchall("SELECT id, session_id, started_at FROM runs WHERE status='running'"
-                                      " AND heartbeat_at < %s", (cutoff,))
+        if own:
+            live = [r.id for r in self.runs.values()]
+            sql = "SELECT id, session_id, started_at FROM runs WHERE status='running' AND owner=%s AND started_at < %s"
+            args: list = [self.owner, cutoff]
+            if live:
+                sql += f" AND id NOT IN ({','.join(['%s'] * len(live))})"
+                args += live
+            rows = await self.db.fetchall(sql, args)
+        else:
+            rows = await self.db.fetchall("SELECT id, session_id, started_at FROM runs WHERE status='running'"
+                                          " AND heartbeat_at < %s", (cutoff,))
         for run_id, session_id, started_at in rows:
             if session_id in self.runs or session_id in self._starting:
                 continue
@@ -378,10 +390,12 @@ class RunManager:
                     await tx.execute(
                         "INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES (%s,%s,%s,%s,%s,%s)",
                         (session_id, int(row[1]) + 1, run_id, "error",
-                         q.dumps({"type": "error", "error": SHUTDOWN_MESSAGE}), q.utcnow()))
+                         q.dumps({"type": "error", "error": LOST_MESSAGE if own else SHUTDOWN_MESSAGE}), q.utcnow()))
                 await tx.execute("UPDATE runs SET status='interrupted', finished_at=%s, error=%s "
-                                 "WHERE id=%s AND status='running'", (q.utcnow(), "owner stopped", run_id))
-            log(logger, logging.WARNING, "marked an orphaned run interrupted", run_id=run_id)
+                                 "WHERE id=%s AND status='running'",
+                                 (q.utcnow(), "final update lost" if own else "owner stopped", run_id))
+            log(logger, logging.WARNING, "marked an orphaned run interrupted", run_id=run_id,
+                why="its final update was lost" if own else "its owner stopped")
 
     async def start_run(self, user: User, session: dict, body: dict) -> Run:
         if self.draining:

@@ -2,6 +2,9 @@
 by itself when the database returns, and nothing it acknowledged is lost."""
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from tests.service.cli import eventually, start_held_turn
@@ -10,7 +13,7 @@ from tests.service.cli import eventually, start_held_turn
 @pytest.fixture
 async def outage_service(make_service, private_mariadb):
     creds = private_mariadb.create_database()
-    svc = await make_service(env_overrides=creds.env())
+    svc = await make_service(env_overrides=creds.env(), stale_run_after=2.0)
     svc.mariadb, svc.db = private_mariadb, creds
     return svc
 
@@ -94,6 +97,18 @@ async def test_database_lost_during_a_run(outage_service):
     svc.mariadb.start()
     r = await wait_status(lambda: alice.messages(sid), 200)
     assert r.body["messages"][0]["content"] == "go"  # acknowledged before the outage: kept
+    # The run's final update was lost with the database: once the service notices, the run is marked
+    # interrupted and its event log ends with an error part, so a later replay does not wait forever.
+    run_id = held.sent.body["run_id"]
+
+    def ended() -> tuple | None:
+        with svc.db.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT r.status, (SELECT e.data FROM events e WHERE e.run_id=r.id ORDER BY e.seq DESC LIMIT 1)"
+                        " FROM runs r WHERE r.id=%s", (run_id,))
+            return cur.fetchone()
+    status, last = await eventually(lambda: asyncio.to_thread(ended), lambda row: row and row[0] != "running",
+                                    what="the lost run to be ended", interval=0.2)
+    assert status == "interrupted" and json.loads(last)["type"] == "error", (status, last)
     turn = await alice.turn(sid, "back again")
     assert turn.terminal["type"] == "finish"
 
