@@ -93,5 +93,13 @@ class TestRequirementChecks:
             h.render(k8s.values({"database": {key: None}}))
         assert f"database.{key}" in normalise(e.value.stderr)
 
+    @pytest.mark.parametrize("helm_name", h.HELMS)
+    def test_should_name_the_key_on_the_first_line_of_the_error(self, helm_name):
+        """Where a terminal or CI log shows one line, it is the actionable one."""
+        with pytest.raises(h.HelmError) as e:
+            h.render(k8s.values({"database": {"host": ""}}), helm=helm_name)
+        first = e.value.stderr.strip().splitlines()[0]
+        assert first.startswith("Error:") and "set database.host" in first, e.value.stderr
+
     def test_should_report_nothing_for_the_required_values(self):
         assert "0 chart(s) failed" in h.lint(files=[REQUIRED])

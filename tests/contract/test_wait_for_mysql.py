@@ -94,3 +94,20 @@ def test_fails_fast_and_clearly_on_a_wrong_password(deployed: Deployed, server: 
     assert creds.password not in out, "the password appears in the output"
     assert any(w in out.lower() for w in ("credential", "access denied", "password")), (
         f"the failure does not say the credentials were rejected: {out!r}")
+
+
+def test_a_missing_database_is_left_to_the_migration(deployed: Deployed, server: MariaDB) -> None:
+    """The server answers and takes the credentials, but the database does not exist yet: waiting cannot
+    help and the migration that runs next creates it, so the script says so and exits 0."""
+    pod, creds = deployed.pod, deployed.creds
+    conn = server.root()
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE `{creds.name}`")
+    conn.close()
+    result = pod.run(pod.wait_for_mysql, timeout=DEADLINE)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "does not exist yet" in out and "db-migration" in out, out
+    migrated = pod.run(pod.migration, timeout=DEADLINE)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert pod.run(pod.wait_for_mysql, timeout=DEADLINE).returncode == 0

@@ -203,7 +203,7 @@
 {{- define "agent-backend.validate.values" -}}
 {{- $messages := include "agent-backend.validate.messages" . -}}
 {{- if $messages -}}
-{{- fail (printf "\n%s" $messages) -}}
+{{- fail $messages -}}
 {{- include (printf "invalid values: %s" (replace "\n" " | " $messages)) . -}}
 {{- end -}}
 {{- end -}}

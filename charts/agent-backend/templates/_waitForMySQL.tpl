@@ -3,7 +3,8 @@ The wait-for-MySQL init container. Its script reads AGENT_BACKEND_DB_HOST/PORT/N
 the environment, writes the password into a private client option file under $TMPDIR (default /tmp;
 MYSQL_PWD is deprecated since MySQL 8.0) and runs `SELECT 1` on the database with the user until it
 succeeds, logging each attempt. It stops with exit 1 when the server rejects the credentials (retrying
-cannot help). Works with the MySQL 8/9 and MariaDB `mysql` clients.
+cannot help), and exits 0 when the server accepts them but the database does not exist yet (the
+migration creates it). Works with the MySQL 8/9 and MariaDB `mysql` clients.
 */}}
 
 {{/* agent-backend.waitForMySQL.enabled: takes the root context; returns "true" when the wait-for-MySQL init container runs, "" otherwise. */}}
@@ -40,6 +41,9 @@ while :; do
     exit 0
   fi
   case "$out" in
+    *"ERROR 1049"*)
+      log "attempt $attempt: $target accepted the credentials; database $AGENT_BACKEND_DB_NAME does not exist yet, the db-migration init container creates it (the user needs CREATE on it)"
+      exit 0 ;;
     *"ERROR 1045"*|*"ERROR 1044"*|*"ERROR 1698"*)
       log "attempt $attempt: $target rejected the credentials: $out" >&2
       log "check database.username and the password (database.password, or database.existingSecretName/existingSecretKey)" >&2
