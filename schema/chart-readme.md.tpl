@@ -197,8 +197,8 @@ when you set them there (the chart does not).
   until `SELECT 1` on the configured database with the configured user succeeds, logs each attempt,
   bounds each attempt with a connect timeout, stops with an error when the server rejects the
   credentials, and hands over when the credentials work but the database does not exist yet), then
-  `db-migration` (which creates a missing database when the user may) (the app image running `dbMigrationInitContainer.command`,
-  `./init.sh` by default). The app container listens on the container port `http`
+  `db-migration` (the app image running `dbMigrationInitContainer.command`, `./init.sh` by default,
+  which also creates a missing database when the user may). The app container listens on the container port `http`
   (`service.http.targetPort`), has a writable `/tmp` (`emptyDir`, the root filesystem is read-only)
   and the probes of the values table. The service's `GET /health` answers 200 while the process
   serves (liveness); `GET /health?ready=1` answers 503 while MySQL is unreachable or not migrated, or
