@@ -1,8 +1,13 @@
-"""`python -m agent_backend`: serve on 0.0.0.0:AGENT_BACKEND_PORT until SIGTERM/SIGINT."""
+"""`python -m agent_backend`: serve on 0.0.0.0:AGENT_BACKEND_PORT until SIGTERM/SIGINT.
+
+Exit codes: 0 after SIGTERM/SIGINT, 2 when it cannot start (a configuration error, or the port cannot be
+listened on: in use, not permitted); either is one CRITICAL log line naming the cause.
+"""
 from __future__ import annotations
 
 import gc
 import logging
+import socket
 import sys
 
 from aiohttp import web
@@ -22,20 +27,29 @@ async def _freeze_heap(app) -> None:
 
 
 def main() -> int:
+    logger = logging.getLogger("agent_backend")
     try:
         cfg = load_config()
     except ConfigError as exc:
         setup_logging("INFO")
-        log(logging.getLogger("agent_backend"), logging.CRITICAL, f"configuration error: {exc}")
+        log(logger, logging.CRITICAL, f"configuration error: {exc}")
         return 2
     setup_logging(cfg.log_level)
+    # Bound before anything starts, so that "agent-backend started" (logged at the end of start-up) is
+    # only ever logged while listening, and a taken port is one clear line instead of a traceback.
+    try:
+        sock = socket.create_server(("0.0.0.0", cfg.port), backlog=128)
+    except OSError as exc:
+        reason = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
+        log(logger, logging.CRITICAL, f"cannot listen on port {cfg.port} (AGENT_BACKEND_PORT): {reason}",
+            port=cfg.port)
+        return 2
     app = create_app(cfg)
     app.on_startup.append(_freeze_heap)
     # SIGTERM: stop listening, run on_shutdown (runs get `shutdown_grace` = 20 s, then are interrupted
     # within 5 s), give open streams 5 s to write their last part, then close: under Kubernetes'
     # default 30 s termination grace period.
-    web.run_app(app, host="0.0.0.0", port=cfg.port, access_log=None, print=None,
-                shutdown_timeout=5.0, handle_signals=True)
+    web.run_app(app, sock=sock, access_log=None, print=None, shutdown_timeout=5.0, handle_signals=True)
     return 0
 
 

@@ -8,15 +8,14 @@ import logging
 import time
 
 import aiohttp
-import pymysql
 from aiohttp import web
 
 from .auth import OPEN_ROUTES, USER, AuthError, Authenticator, bearer_token
 from .config import Config
-from .db import Database, DatabaseUnavailable
+from .db import Database, DatabaseUnavailable, SchemaMissing
 from .events import EventStreamer, EventWriter
 from .llm import LLM
-from .logs import log
+from .logs import log, strip_userinfo
 from .routes import BadRequest, error, routes
 from .runs import RunManager
 from .tracing import Tracer
@@ -57,6 +56,10 @@ async def errors_middleware(request: web.Request, handler):
     except AuthError as exc:
         status = exc.status
         return error(exc.status, exc.detail, {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+    except SchemaMissing:
+        status = 503  # logged once by the Database, not per request
+        return error(503, "The database schema is missing: an administrator must run ./init.sh (the migrations);"
+                          " retry after that.", {"Retry-After": "2"})
     except DatabaseUnavailable as exc:
         status = 503
         detail = ("The service is busy; retry shortly." if str(exc) == "database busy"
@@ -71,9 +74,6 @@ async def errors_middleware(request: web.Request, handler):
             detail = {404: "Not found", 405: "Method not allowed"}.get(exc.status, exc.reason)
             return error(exc.status, detail, {k: v for k, v in exc.headers.items() if k == "Allow"})
         raise
-    except pymysql.err.ProgrammingError:
-        logger.exception("database schema problem (were the migrations applied with ./init.sh?)")
-        return error(500, "Internal error.")
     except asyncio.CancelledError:
         status = 499
         raise
@@ -103,18 +103,12 @@ async def auth_middleware(request: web.Request, handler):
 
 
 async def _monitor_db(c: Context) -> None:
-    """Keeps c.db.healthy current for /health readiness: the schema must be reachable and migrated."""
+    """Keeps c.db.healthy and c.db.problem current for /health readiness: MySQL reachable, schema migrated."""
     while not c.stopping.is_set():
         try:
-            row = await c.db.fetchone("SELECT MAX(version) FROM schema_migrations")
-            if row is None or row[0] is None:
-                c.db.healthy = False
+            await c.db.check()
         except DatabaseUnavailable:
-            pass  # healthy already flipped to False by the pool wrapper
-        except pymysql.MySQLError:
-            if c.db.healthy is not False:
-                log(logger, logging.ERROR, "database schema missing: run ./init.sh (migrations)")
-            c.db.healthy = False
+            pass  # healthy, problem and the log line are the Database's (db.py)
         stop = asyncio.ensure_future(c.stopping.wait())
         await asyncio.wait((stop,), timeout=5.0 if c.db.healthy else 1.0)
         stop.cancel()
@@ -136,10 +130,12 @@ async def _on_startup(app: web.Application) -> None:
     c.streamer = EventStreamer(c.db, c.runs.hubs, c.runs.wait_run_started, c.runs.remote_run_active,
                                cfg.sse_ping_interval or cfg.heartbeat_interval, c.runs.closing)
     c.monitor = asyncio.get_running_loop().create_task(_monitor_db(c), name="db-monitor")
+    # __main__ has bound the listening socket by now. A URL may carry user:password@: never logged.
     log(logger, logging.INFO, "agent-backend started", version=cfg.version, port=cfg.port,
         environment=cfg.environment, model=cfg.anthropic_model, tracing=cfg.tracing_enabled,
-        platform=cfg.platform_api_url, mcp_url=cfg.mcp_url, public_url=cfg.public_url,
-        database=f"{cfg.db.host}:{cfg.db.port}/{cfg.db.name}")
+        platform=strip_userinfo(cfg.platform_api_url), mcp_url=cfg.mcp_url and strip_userinfo(cfg.mcp_url),
+        public_url=cfg.public_url and strip_userinfo(cfg.public_url),
+        database=f"{strip_userinfo(cfg.db.host)}:{cfg.db.port}/{cfg.db.name}")
 
 
 async def _on_shutdown(app: web.Application) -> None:

@@ -7,7 +7,8 @@ SEQERA_PLATFORM_URL (the API URL without a trailing "/api"), SEQERA_MCP_URL (non
 AGENT_BACKEND_PUBLIC_URL (none), LANGCHAIN_API_KEY (empty: tracing off),
 ANTHROPIC_BASE_URL (the SDK's default), LANGSMITH_ENDPOINT (https://api.smith.langchain.com).
 
-Errors name the variable and never echo the value of a secret.
+Errors name the variable and never echo the value of a secret; other values are echoed with any
+URL userinfo (`user:password@`) hidden.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import dataclasses
 import os
 from typing import Mapping
 from urllib.parse import urlsplit
+
+from .logs import strip_userinfo
 
 # The chart's env contract (ConfigMap + Secret): every one of these is read by load_config().
 CHART_ENV_VARS: tuple[str, ...] = (
@@ -109,6 +112,11 @@ class _Env:
         return self._env.get(name, default)
 
 
+def _shown(name: str, raw: str) -> str:
+    """A variable's value as an error may print it: a secret never, anything else without userinfo."""
+    return "<redacted>" if name in SECRET_VARS else repr(strip_userinfo(raw))
+
+
 def _get(env: _Env, name: str, default: str | None = None) -> str | None:
     value = env.get(name)
     if value is None or value.strip() == "":
@@ -125,7 +133,7 @@ def _port(env: _Env, name: str, default: int) -> int:
     try:
         port = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer port number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be an integer port number, got {_shown(name, raw)}") from None
     if not 1 <= port <= 65535:
         raise ConfigError(f"{name} must be between 1 and 65535, got {port}")
     return port
@@ -137,8 +145,7 @@ def _url(env: _Env, name: str, default: str | None = None) -> str | None:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        shown = "<redacted>" if name in SECRET_VARS else repr(raw)
-        raise ConfigError(f"{name} must be an http(s) URL, got {shown}")
+        raise ConfigError(f"{name} must be an http(s) URL, got {_shown(name, raw)}")
     return raw.rstrip("/")
 
 
@@ -159,7 +166,7 @@ def load_log_level(env: Mapping[str, str] | None = None) -> str:
     """LOG_LEVEL, upper-cased and checked against LOG_LEVELS (the service and the migration runner)."""
     log_level = (_get(_Env(os.environ if env is None else env), "LOG_LEVEL", "INFO") or "INFO").upper()
     if log_level not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {_shown('LOG_LEVEL', log_level)}")
     return log_level
 
 

@@ -2,8 +2,11 @@
 
 A database outage surfaces as DatabaseUnavailable (routes answer 503 with a detail) within
 `connect_timeout`/`acquire_timeout` seconds at worst; after a failed connection attempt the pool
-fails fast for `FAIL_FAST_S` seconds instead of making every request wait on a dead server. Nothing
-is cached across an outage: the next successful connection simply resumes service.
+fails fast for `FAIL_FAST_S` seconds instead of making every request wait on a dead server. A database
+that answers but was never migrated surfaces as SchemaMissing (a DatabaseUnavailable: 503 naming
+./init.sh). Either is logged once when it starts (host:port, user and the reason; never the password),
+and `Database.problem` keeps a short reason for readiness. Nothing is cached across an outage: the next
+successful query simply resumes service.
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import socket
 import time
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable, Sequence
@@ -19,7 +24,7 @@ import aiomysql
 import pymysql
 
 from .config import DatabaseConfig
-from .logs import log
+from .logs import log, strip_userinfo
 
 logger = logging.getLogger("agent_backend.db")
 FAIL_FAST_S = 1.0
@@ -29,6 +34,14 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or did not answer in time."""
 
     from_callback = True  # raised from a streaming callback it is ours, not the model provider's (llm.py)
+
+
+class SchemaMissing(DatabaseUnavailable):
+    """MySQL answers, but the tables (or the database) the migrations create are not there: ./init.sh has
+    not run, or not to the end."""
+
+
+SCHEMA_MISSING = "database schema missing: run ./init.sh (migrations)"
 
 
 def utcnow() -> datetime:
@@ -47,6 +60,9 @@ class Database:
         self._pool: aiomysql.Pool | None = None
         self._down_until = 0.0
         self.healthy: bool | None = None  # None: not checked yet
+        # Why it is not healthy, as readiness may tell anyone: no host, user or secret. None while healthy.
+        self.problem: str | None = None
+        self._problem_kind: str | None = None
         reserved = 2 if cfg.pool_max > 4 else 1
         self._sem = asyncio.Semaphore(cfg.pool_max - reserved)
         self._sem_priority = asyncio.Semaphore(reserved)
@@ -69,7 +85,7 @@ class Database:
                     await self._pool.wait_closed()
             self._pool = None
 
-    def _mark_down(self, exc: BaseException) -> None:
+    def _mark_down(self, exc: BaseException, *, connecting: bool, timeout: float | None = None) -> None:
         self._down_until = time.monotonic() + FAIL_FAST_S
         # The idle pooled connections are most likely dead too: drop them, so that recovery does not
         # cost one failed request (and one fail-fast second) per stale connection.
@@ -77,15 +93,43 @@ class Database:
         while free:
             with contextlib.suppress(Exception):
                 free.popleft().close()
-        was = self.healthy
-        self.healthy = False
-        if was is not False:
-            log(logger, logging.WARNING, "database unavailable", error=_describe(exc))
+        message = "database unavailable: " + describe_failure(self.cfg, exc, connecting=connecting, timeout=timeout)
+        if _code(exc) in _ACCESS_DENIED:
+            self._set_problem("access denied", "database access denied: check AGENT_BACKEND_DB_USER and "
+                              "AGENT_BACKEND_DB_PASSWORD", logging.ERROR, message)
+        else:
+            what = "cannot connect" if connecting else "connection lost"
+            self._set_problem("unreachable", f"database unreachable: {what} ({_reason(exc, timeout, brief=True)})",
+                              logging.WARNING, message)
+
+    def _mark_schema_missing(self, exc: BaseException) -> None:
+        self._set_problem("schema missing", SCHEMA_MISSING, logging.ERROR,
+                          f"{SCHEMA_MISSING}: {describe_error(exc)}", database=self.cfg.name)
+
+    def _set_problem(self, kind: str, public: str, level: int, message: str, **fields: Any) -> None:
+        """Not healthy, because of `kind`: logged once when it starts (or its kind changes), not per request."""
+        changed = self.healthy is not False or self._problem_kind != kind
+        self.healthy, self.problem, self._problem_kind = False, public, kind
+        if changed:
+            log(logger, level, message, **fields)
 
     def _mark_up(self) -> None:
         if self.healthy is False:
             log(logger, logging.INFO, "database available again")
-        self.healthy = True
+        self.healthy, self.problem, self._problem_kind = True, None, None
+
+    async def check(self) -> None:
+        """The readiness check (app.py runs it in the background): MySQL answers and the migrations have
+        run. Raises DatabaseUnavailable or SchemaMissing; either way `healthy` and `problem` are current."""
+        try:
+            async with self.connection() as conn:
+                rows, _, _ = await self._run(conn, "SELECT MAX(version) FROM schema_migrations")
+                if not rows or rows[0][0] is None:
+                    raise SchemaMissing("schema_migrations is empty")
+        except pymysql.MySQLError as exc:  # MySQL answers, but not to the check (e.g. SELECT denied)
+            self._set_problem("check failed", f"database check failed (MySQL error {_code(exc)})", logging.ERROR,
+                              f"database check failed: {describe_error(exc)}", database=self.cfg.name)
+            raise DatabaseUnavailable("database check failed") from None
 
     @contextlib.asynccontextmanager
     async def connection(self, *, priority: bool = False) -> AsyncIterator[aiomysql.Connection]:
@@ -109,17 +153,28 @@ class Database:
                 async with asyncio.timeout(self.cfg.acquire_timeout):
                     conn = await self._pool.acquire()
             except (TimeoutError, OSError, pymysql.MySQLError, RuntimeError) as exc:
-                self._mark_down(exc)
+                if _code(exc) in _SCHEMA_ERRORS:  # unknown database: ./init.sh creates it
+                    self._mark_schema_missing(exc)
+                    raise SchemaMissing(SCHEMA_MISSING) from None
+                self._mark_down(exc, connecting=True, timeout=self.cfg.acquire_timeout)
                 raise DatabaseUnavailable("database unavailable") from None
             ok = False
             try:
                 yield conn
                 ok = True
-            except (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError, TimeoutError) as exc:
+            except SchemaMissing as exc:  # from check()
+                self._mark_schema_missing(exc)
+                raise
+            except (pymysql.MySQLError, OSError, TimeoutError) as exc:
+                if _code(exc) in _SCHEMA_ERRORS:  # the connection is fine
+                    self._mark_schema_missing(exc)
+                    raise SchemaMissing(SCHEMA_MISSING) from None
                 conn.close()
-                if isinstance(exc, pymysql.err.OperationalError) and not _is_connection_error(exc):
-                    raise  # e.g. a deadlock or lock wait timeout: the server is fine
-                self._mark_down(exc)
+                if not isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError,
+                                        TimeoutError)) or (isinstance(exc, pymysql.err.OperationalError)
+                                                           and not _is_connection_error(exc)):
+                    raise  # e.g. a deadlock, lock wait timeout or duplicate key: the server is fine
+                self._mark_down(exc, connecting=False, timeout=self.cfg.query_timeout)
                 raise DatabaseUnavailable("database unavailable") from None
             except BaseException:
                 conn.close()  # unknown state (cancelled mid-query, ...): never reuse it
@@ -220,10 +275,54 @@ def _is_connection_error(exc: pymysql.err.OperationalError) -> bool:
     return code >= 2000 or code in _CONNECTION_ERRORS or code == 0
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, pymysql.MySQLError) and len(exc.args) >= 2:
-        return f"({exc.args[0]}) {exc.args[1]}"
+# Unknown database, table or column: the migrations (./init.sh) have not run, or not to the end.
+_SCHEMA_ERRORS = {1049, 1054, 1146}
+# Access denied for the user (to the server, to the database; 1698: no password login for it).
+_ACCESS_DENIED = {1044, 1045, 1698}
+
+
+def _code(exc: BaseException) -> int | None:
+    if isinstance(exc, pymysql.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+def _reason(exc: BaseException, timeout: float | None = None, *, brief: bool = False) -> str:
+    """The low-level reason behind a failure: the OS error (`[Errno 111] Connection refused`, a DNS
+    failure), `no answer within N s`, else MySQL's own message (with `brief`: its code only, as the
+    message may name the host)."""
+    for e in (exc, exc.__cause__, exc.__context__):
+        if isinstance(e, TimeoutError):  # before OSError: TimeoutError is one
+            return f"no answer within {timeout:g} s" if timeout else "timed out"
+        if isinstance(e, OSError):
+            if isinstance(e, socket.gaierror) or not e.errno or e.errno < 0:  # [Errno -2] Name or service not known
+                return (brief and e.strerror) or str(e) or type(e).__name__
+            # asyncio words a refusal "Connect call failed ('10.0.0.1', 3306)": say what the OS says.
+            return f"{'' if brief else f'[Errno {e.errno}] '}{os.strerror(e.errno)}"
+    code = _code(exc)
+    if brief and code is not None:
+        return f"MySQL error {code}"
+    if isinstance(exc, pymysql.MySQLError) and len(exc.args) >= 2 and exc.args[1]:
+        return str(exc.args[1])
     return str(exc) or type(exc).__name__
+
+
+def describe_error(exc: BaseException, timeout: float | None = None) -> str:
+    """`(code) message` of a MySQL error, with the reason underneath when the message lacks it (aiomysql's
+    `Can't connect to MySQL server on 'host'` keeps the OS error only as the cause); else the reason."""
+    if isinstance(exc, pymysql.MySQLError) and len(exc.args) >= 2:
+        text = f"({exc.args[0]}) {exc.args[1]}"
+        reason = _reason(exc, timeout)
+        return text if reason in text else f"{text} ({reason})"
+    return _reason(exc, timeout)
+
+
+def describe_failure(db: DatabaseConfig, exc: BaseException, *, connecting: bool = True,
+                     timeout: float | None = None) -> str:
+    """`cannot connect to MySQL at host:port as 'user': <reason>` (or `lost the connection to ...`): the one
+    wording of a database failure, for the service's log and ./init.sh alike. Never the password."""
+    where = f"MySQL at {strip_userinfo(db.host)}:{db.port} as {db.user!r}"
+    return f"{'cannot connect to' if connecting else 'lost the connection to'} {where}: {describe_error(exc, timeout)}"
 
 
 def dumps(value: Any) -> str:

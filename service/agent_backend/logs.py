@@ -27,6 +27,18 @@ def redact(text: str) -> str:
     return _SECRETS.sub(lambda m: (m.group(1) or "") + REDACTED, text)
 
 
+def strip_userinfo(text: str) -> str:
+    """`text` with any URL userinfo (`user:password@`) hidden, also in malformed URLs such as
+    `https//user:pw@host` or a bare `user:pw@host`: everything from the first `//` before the last `@`
+    (or from the start, without one) up to that `@` becomes `[redacted]@`. Errs on hiding too much."""
+    at = text.rfind("@")
+    if at < 0:
+        return text
+    slashes = text.find("//", 0, at)
+    start = slashes + 2 if slashes >= 0 else 0
+    return f"{text[:start]}{REDACTED}@{text[at + 1:]}"
+
+
 def _scrub(value: Any) -> Any:
     """A log value made safe to encode: strings redacted (before JSON escaping, so quoting cannot hide a
     secret from the patterns), string values of credential-named keys replaced, anything else by its str()."""

@@ -22,6 +22,7 @@ from pathlib import Path
 import pymysql
 
 from .config import ConfigError, DatabaseConfig, load_db_config, load_log_level
+from .db import describe_error, describe_failure
 from .logs import log, setup_logging
 
 LOCK_NAME = "agent_backend.migrations"
@@ -92,9 +93,9 @@ def _connect(db: DatabaseConfig, database: str | None):
 def connect(db: DatabaseConfig):
     try:
         return _connect(db, db.name)
-    except pymysql.err.OperationalError as exc:
-        code = exc.args[0] if exc.args else None
-        if code == 1049:  # unknown database: create it if we may
+    except pymysql.MySQLError as exc:
+        if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] == 1049:
+            # unknown database: create it if we may
             try:
                 conn = _connect(db, None)
                 with conn.cursor() as cur:
@@ -105,17 +106,8 @@ def connect(db: DatabaseConfig):
                 return conn
             except pymysql.MySQLError as exc2:
                 raise MigrationError(f"database {db.name!r} does not exist and could not be created: "
-                                     f"{_describe(exc2)}", 2) from None
-        raise MigrationError(f"cannot connect to MySQL at {db.host}:{db.port} as {db.user!r}: "
-                             f"{_describe(exc)}", 2) from None
-    except pymysql.MySQLError as exc:
-        raise MigrationError(f"cannot connect to MySQL at {db.host}:{db.port}: {_describe(exc)}", 2) from None
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, pymysql.MySQLError) and len(exc.args) >= 2:
-        return f"({exc.args[0]}) {exc.args[1]}"
-    return str(exc) or type(exc).__name__
+                                     f"{describe_error(exc2)}", 2) from None
+        raise MigrationError(describe_failure(db, exc), 2) from None
 
 
 def migrate(db: DatabaseConfig, migrations: list[Migration]) -> list[int]:
@@ -148,7 +140,7 @@ def migrate(db: DatabaseConfig, migrations: list[Migration]) -> list[int]:
                             cur.execute(stmt)
                         except pymysql.MySQLError as exc:
                             raise MigrationError(f"migration {mig.name} failed at statement {i}: "
-                                                 f"{_describe(exc)}; nothing after it was applied and "
+                                                 f"{describe_error(exc)}; nothing after it was applied and "
                                                  f"{mig.name} is not recorded", 1) from None
                     cur.execute("INSERT INTO schema_migrations (version, name, checksum, applied_at) "
                                 "VALUES (%s, %s, %s, %s)",
@@ -161,7 +153,7 @@ def migrate(db: DatabaseConfig, migrations: list[Migration]) -> list[int]:
                 except pymysql.MySQLError:
                     pass
     except pymysql.MySQLError as exc:
-        raise MigrationError(f"lost the database connection during migration: {_describe(exc)}", 2) from None
+        raise MigrationError(f"lost the database connection during migration: {describe_error(exc)}", 2) from None
     finally:
         conn.close()
     return applied_now

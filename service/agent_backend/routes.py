@@ -130,14 +130,16 @@ async def root(request: web.Request) -> web.Response:
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     """Liveness: 200 whenever the process serves requests (never touches MySQL).
-    Readiness (`?ready=1`): 503 while MySQL is unreachable or its schema is missing, or while draining."""
+    Readiness (`?ready=1`): 503 while MySQL is unreachable or its schema is missing, or while draining; the
+    detail is the reason the service recorded (schema missing, cannot connect, access denied)."""
     c = ctx(request)
     database = {True: "ok", False: "unavailable", None: "unknown"}[c.db.healthy]
     body = {"status": "ok", "version": c.cfg.version, "database": database, "draining": c.runs.draining}
     if request.query.get("ready", "").lower() in ("1", "true", "yes"):
         if c.db.healthy is not True or c.runs.draining:
             body["status"] = "unavailable"
-            body["detail"] = "draining for shutdown" if c.runs.draining else f"database {database}"
+            body["detail"] = ("draining for shutdown" if c.runs.draining else
+                              (c.db.healthy is False and c.db.problem) or f"database {database}")
             return web.json_response(body, status=503)
     return web.json_response(body)
 

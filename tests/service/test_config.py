@@ -1,13 +1,18 @@
-"""Configuration errors: a missing or malformed variable stops start-up with a message naming it, and
-never prints a secret's value."""
+"""Configuration errors: a missing or malformed variable, or a port that cannot be listened on, stops
+start-up (exit 2) with one message naming it, and never prints a secret's value nor the password in a
+URL (`user:password@`)."""
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import socket
 import subprocess
 
 import pytest
 
 from agent_backend.config import REQUIRED_ENV_VARS, ConfigError, load_config
-from tests.service.harness import PYTHON, base_process_env, run_migrations
+from tests.service.harness import PYTHON, ServiceProcess, base_process_env, run_migrations
 
 MALFORMED = {
     "AGENT_BACKEND_PORT": ["http", "0", "70000", "80.5"],
@@ -104,3 +109,53 @@ def test_migration_runner_refuses_a_malformed_log_level(env, sentinels, tmp_path
     assert "LOG_LEVEL" in r.stderr and "'CHATTY'" in r.stderr
     sentinels.assert_absent(r.stdout + r.stderr, "migration output")
     assert "Traceback" not in r.stderr
+
+
+# A URL's userinfo, right or wrongly written: neither "urluser" nor "S3CRETurlpw" may be printed.
+USERINFO_VALUES = {
+    "SEQERA_PLATFORM_API_URL": "https//urluser:S3CRETurlpw@platform/api",
+    "SEQERA_MCP_URL": "ftp://urluser:S3CRETurlpw@mcp.example.org/mcp",
+    "AGENT_BACKEND_PUBLIC_URL": "urluser:S3CRETurlpw@agent.example.org",
+    "LANGSMITH_ENDPOINT": "https:/urluser:S3CRET url pw@smith",
+    "AGENT_BACKEND_PORT": "urluser:S3CRETurlpw@8002",
+    "AGENT_BACKEND_DB_PORT": "mysql://urluser:S3CRETurlpw@db:3306",
+    "LOG_LEVEL": "debug://urluser:S3CRETurlpw@x",
+}
+
+
+@pytest.mark.parametrize("name", list(USERINFO_VALUES))
+def test_error_shows_a_malformed_value_without_its_userinfo(env, name):
+    with pytest.raises(ConfigError) as err:
+        load_config({**env, name: USERINFO_VALUES[name]})
+    msg = str(err.value)
+    assert name in msg
+    assert "urluser" not in msg.lower() and "s3cret" not in msg.lower(), msg
+    assert "@" in msg  # the rest of the value is still shown, to tell what is wrong with it
+
+
+def test_service_start_up_never_prints_a_url_password(env, tmp_path):
+    bad = _start({**env, "SEQERA_PLATFORM_API_URL": USERINFO_VALUES["SEQERA_PLATFORM_API_URL"]}, tmp_path)
+    assert bad.returncode == 2 and "SEQERA_PLATFORM_API_URL" in bad.stderr
+    good = ServiceProcess({**env, "SEQERA_MCP_URL": "http://urluser:S3CRETurlpw@127.0.0.1:9/mcp"}, tmp_path).start()
+    good.send_signal(signal.SIGTERM)
+    assert good.wait(60) == 0
+    good.kill()
+    assert "agent-backend started" in good.log()
+    for out in (bad.stdout + bad.stderr, good.log()):
+        assert "urluser" not in out and "S3CRETurlpw" not in out, out
+
+
+async def test_port_in_use_is_one_critical_line_and_exit_2(env, sentinels, tmp_path):
+    with socket.create_server(("0.0.0.0", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = ServiceProcess({**env, "AGENT_BACKEND_PORT": str(port)}, tmp_path, migrate=False)
+        try:
+            code = await asyncio.to_thread(proc.start(wait=False).wait, 60)
+        finally:
+            proc.kill()
+    log = proc.log()
+    records = [json.loads(line) for line in log.splitlines() if line.strip()]  # every line JSON: no traceback
+    assert code == 2, log
+    assert [r["level"] for r in records] == ["CRITICAL"], log  # never "started" (nor "stopped") first
+    assert str(port) in records[0]["msg"] and "address already in use" in records[0]["msg"].lower(), log
+    sentinels.assert_absent(log, "the start-up log")

@@ -1,13 +1,22 @@
-"""MySQL down: routes that need it answer 503 at once (no hang), /health stays up, the service recovers
-by itself when the database returns, and nothing it acknowledged is lost."""
+"""MySQL down or not migrated: routes that need it answer 503 at once (no hang) with a detail that says
+why, the log says it once (host:port, user and the reason; never a password), readiness names the reason,
+/health stays up, the service recovers by itself when the database returns, and nothing it acknowledged
+is lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import socket
+import uuid
 
+import aiohttp
 import pytest
 
-from tests.service.cli import eventually, start_held_turn
+from tests.service.cli import Cli, eventually, start_held_turn
+from tests.service.harness import run_migrations
+from tests.support.standins import free_port
 
 
 @pytest.fixture
@@ -126,3 +135,79 @@ async def test_readiness_reflects_the_database(outage_service):
     assert (await anon.get("/health")).status == 200  # liveness stays up
     svc.mariadb.start()
     await wait_status(lambda: anon.get("/health?ready=1"), 200)
+
+
+async def test_unmigrated_database_answers_503_naming_init_sh_until_migrated(service_process, sentinels, tmp_path):
+    proc = service_process(migrate=False)  # the real process, for its real log
+    async with aiohttp.ClientSession() as http:
+        alice, anon = Cli(http, proc.url, sentinels.alice_token), Cli(http, proc.url, None)
+        for _ in range(20):  # load: each answer is a clear 503, none a 500 with a traceback in the log
+            for r in (await alice.list_sessions(), await alice.get("/v1/cli/credits"),
+                      await alice.post("/v1/cli/sessions", {"cwd": "/x", "directory_context": {"cwd": "/x"}}),
+                      await alice.send(str(uuid.uuid4()), "are you there?")):
+                assert r.status == 503, r.text
+                assert "schema is missing" in r.detail and "./init.sh" in r.detail, r.detail
+                assert r.headers.get("Retry-After")
+        ready = await eventually(lambda: anon.get("/health?ready=1"), lambda r: "init.sh" in r.text,
+                                 what="readiness to name the missing schema")
+        assert ready.status == 503 and "schema missing" in ready.body["detail"], ready.body
+
+        log = proc.log()
+        trouble = [json.loads(line) for line in log.splitlines() if '"level": "ERROR"' in line
+                   or '"level": "CRITICAL"' in line]
+        assert len(trouble) == 1 and "./init.sh" in trouble[0]["msg"], trouble  # said once, not per request
+        assert "Traceback" not in log
+
+        r = run_migrations(proc.env, tmp_path)
+        assert r.returncode == 0, r.stderr
+        await eventually(lambda: alice.list_sessions(), lambda r: r.status == 200, what="service after ./init.sh")
+        await eventually(lambda: anon.get("/health?ready=1"), lambda r: r.status == 200, what="ready after ./init.sh")
+        sid = await alice.create_session()
+        assert (await alice.turn(sid, "hello after the migrations")).terminal["type"] == "finish"
+    sentinels.assert_absent(proc.log(), "the service log")
+
+
+@contextlib.contextmanager
+def _unresponsive_server():
+    """A TCP port that accepts connections (the kernel's backlog) and never says a word: a hung MySQL."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as sock:
+        yield sock.getsockname()[1]
+
+
+# trouble -> (env overrides, given a port that never answers; what the log line says after "as 'user': ";
+#             what readiness says)
+TROUBLE = {
+    "refused": (lambda hung: {"AGENT_BACKEND_DB_PORT": str(free_port())},
+                "([Errno 111] Connection refused)", "cannot connect (Connection refused)"),
+    "unknown host": (lambda hung: {"AGENT_BACKEND_DB_HOST": "no-such-host.invalid"}, "[Errno -", "cannot connect ("),
+    "no answer": (lambda hung: {"AGENT_BACKEND_DB_HOST": "127.0.0.1", "AGENT_BACKEND_DB_PORT": str(hung)},
+                  "no answer within 2 s", "cannot connect (no answer within 2 s)"),
+    "wrong password": (lambda hung: {"AGENT_BACKEND_DB_PASSWORD": "wrong-SENTINEL-password"},
+                       "(1045) Access denied for user", "access denied"),
+}
+
+
+@pytest.mark.parametrize("trouble", list(TROUBLE))
+async def test_unavailable_database_is_logged_once_with_host_port_user_and_reason(make_service, env, sentinels,
+                                                                                   caplog, trouble):
+    overrides, logged, readiness = TROUBLE[trouble]
+    caplog.set_level(logging.INFO, logger="agent_backend")
+    with _unresponsive_server() as hung:
+        e = {**env, **overrides(hung)}
+        svc = await make_service(env_overrides=e, migrate=False)
+        alice, anon = svc.cli(sentinels.alice_token), svc.cli(None)
+        for _ in range(3):
+            r = await alice.list_sessions()
+            assert r.status == 503 and "database is unavailable" in r.detail, r.text
+        ready = await eventually(lambda: anon.get("/health?ready=1"), lambda r: readiness in r.text,
+                                 what=f"readiness to say {readiness!r}")
+        assert ready.status == 503
+        assert e["AGENT_BACKEND_DB_HOST"] not in ready.text  # an open route: the reason, not where MySQL is
+
+    lines = [rec.getMessage() for rec in caplog.records if rec.getMessage().startswith("database unavailable")]
+    assert len(lines) == 1, lines
+    where = f"cannot connect to MySQL at {e['AGENT_BACKEND_DB_HOST']}:{e['AGENT_BACKEND_DB_PORT']} as " \
+            f"{e['AGENT_BACKEND_DB_USER']!r}: "
+    assert lines[0].startswith(f"database unavailable: {where}"), lines[0]
+    assert logged in lines[0].removeprefix(f"database unavailable: {where}"), lines[0]
+    sentinels.assert_absent(lines[0] + ready.text, "the database failure", also={"wrong": "wrong-SENTINEL"})
