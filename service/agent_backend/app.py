@@ -16,6 +16,7 @@ from .db import Database, DatabaseUnavailable, SchemaMissing
 from .events import EventStreamer, EventWriter
 from .llm import LLM
 from .logs import log, strip_userinfo
+from .migrate import discover
 from .routes import BadRequest, error, routes
 from .runs import RunManager
 from .tracing import Tracer
@@ -37,6 +38,8 @@ class Context:
     streamer: EventStreamer | None = None
     monitor: asyncio.Task | None = None
     stopping: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # The newest migration packaged with this image: readiness wants the database at least there.
+    schema_version: int = dataclasses.field(default_factory=lambda: discover()[-1].version)
 
 
 CTX = web.AppKey("agent_backend_context", Context)
@@ -106,7 +109,7 @@ async def _monitor_db(c: Context) -> None:
     """Keeps c.db.healthy and c.db.problem current for /health readiness: MySQL reachable, schema migrated."""
     while not c.stopping.is_set():
         try:
-            await c.db.check()
+            await c.db.check(c.schema_version)
         except DatabaseUnavailable:
             pass  # healthy, problem and the log line are the Database's (db.py)
         stop = asyncio.ensure_future(c.stopping.wait())

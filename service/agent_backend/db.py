@@ -113,19 +113,26 @@ class Database:
         if changed:
             log(logger, level, message, **fields)
 
-    def _mark_up(self) -> None:
+    def _mark_up(self, *, checked: bool = False) -> None:
+        """MySQL answered. Any query proves it reachable with the credentials; only the readiness check
+        (`checked`) also proves the schema there, so only it clears a "schema missing" or "check failed"."""
+        if self._problem_kind in ("schema missing", "check failed") and not checked:
+            return
         if self.healthy is False:
             log(logger, logging.INFO, "database available again")
         self.healthy, self.problem, self._problem_kind = True, None, None
 
-    async def check(self) -> None:
+    async def check(self, want_version: int) -> None:
         """The readiness check (app.py runs it in the background): MySQL answers and the migrations have
-        run. Raises DatabaseUnavailable or SchemaMissing; either way `healthy` and `problem` are current."""
+        run up to `want_version` (this image's newest). Raises DatabaseUnavailable or SchemaMissing; either
+        way `healthy` and `problem` are current."""
         try:
             async with self.connection() as conn:
                 rows, _, _ = await self._run(conn, "SELECT MAX(version) FROM schema_migrations")
-                if not rows or rows[0][0] is None:
-                    raise SchemaMissing("schema_migrations is empty")
+                have = rows[0][0] if rows else None
+                if have is None or int(have) < want_version:
+                    raise SchemaMissing(f"schema_migrations is at version {have}, this image needs {want_version}")
+            self._mark_up(checked=True)
         except pymysql.MySQLError as exc:  # MySQL answers, but not to the check (e.g. SELECT denied)
             self._set_problem("check failed", f"database check failed (MySQL error {_code(exc)})", logging.ERROR,
                               f"database check failed: {describe_error(exc)}", database=self.cfg.name)
@@ -296,7 +303,9 @@ def _reason(exc: BaseException, timeout: float | None = None, *, brief: bool = F
             return f"no answer within {timeout:g} s" if timeout else "timed out"
         if isinstance(e, OSError):
             if isinstance(e, socket.gaierror) or not e.errno or e.errno < 0:  # [Errno -2] Name or service not known
-                return (brief and e.strerror) or str(e) or type(e).__name__
+                if brief:  # str(e) may name addresses ("Multiple exceptions: ... ('10.0.0.1', 3306)")
+                    return e.strerror or "connection failed"
+                return str(e) or type(e).__name__
             # asyncio words a refusal "Connect call failed ('10.0.0.1', 3306)": say what the OS says.
             return f"{'' if brief else f'[Errno {e.errno}] '}{os.strerror(e.errno)}"
     code = _code(exc)

@@ -15,10 +15,10 @@ _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asc
 # Defence in depth against third-party messages that echo credentials (e.g. "API Key: lsv2_***8d",
 # 'password="..."'). MySQL's "(using password: YES)" / "NO" stays: it tells a wrong secret from a missing one.
 _SECRETS = re.compile(
-    r"(?i)((?:api[ _-]?key|x-api-key|authorization|password|token)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?|bearer\s+)"
+    r"(?i)((?:api[ _-]?key|x-api-key|authorization|password|token)[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic)\s+)?|bearer\s+)"
     r"(?!(?:YES|NO)\))[^\s,;\"']+"
     r"|\b(?:sk-ant-|lsv2_|ls__)[A-Za-z0-9_\-\*]+")
-# Field names whose string values are credentials, whatever they look like.
+# Field names whose values are credentials, whatever they look like.
 _SECRET_FIELD = re.compile(r"(?i)^(?:.*[_-])?(?:api[_-]?key|authorization|password|passwd|secret|token)$")
 REDACTED = "[redacted]"
 
@@ -47,8 +47,8 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {str(k): REDACTED if isinstance(v, str) and _SECRET_FIELD.match(str(k)) else _scrub(v)
-                for k, v in value.items()}
+        return {str(k): REDACTED if v is not None and not isinstance(v, bool) and _SECRET_FIELD.match(str(k))
+                else _scrub(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_scrub(v) for v in value]
     return redact(str(value))

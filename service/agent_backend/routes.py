@@ -15,7 +15,7 @@ from aiohttp import web
 
 from . import db as q
 from .auth import USER, AuthError, User
-from .logs import log
+from .logs import log, strip_userinfo
 from .runs import RunConflict, ServiceDraining, SessionNotFound, UsageLimitReached
 
 logger = logging.getLogger("agent_backend.routes")
@@ -56,17 +56,21 @@ async def read_json(request: web.Request) -> dict:
 
 
 def _encodable(value: Any) -> bool:
-    """Whether every string in a parsed JSON value (keys included) is valid UTF-8 text."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(_encodable(k) and _encodable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_encodable(v) for v in value)
+    """Whether every string in a parsed JSON value (keys included) is valid UTF-8 text. Iterative: a body
+    as deeply nested as json.loads accepts must not exhaust the Python stack here."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return True
 
 
@@ -124,7 +128,8 @@ async def owned_session(request: web.Request) -> dict:
 @routes.get("/")
 async def root(request: web.Request) -> web.Response:
     c = ctx(request)
-    return web.json_response({"version": c.cfg.version, "platform_url": c.cfg.platform_url})
+    # An open route: never a user:password@ a URL may carry.
+    return web.json_response({"version": c.cfg.version, "platform_url": strip_userinfo(c.cfg.platform_url)})
 
 
 @routes.get("/health")

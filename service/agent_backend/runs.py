@@ -362,9 +362,11 @@ class RunManager:
         """Runs marked running in MySQL that nobody executes: with `own`, this process's runs that are no longer
         in self.runs (their final update was lost, e.g. in a MySQL outage); else runs whose owner stopped
         heart-beating. Each ends its event log with an error part, so clients stop waiting, and is marked
-        interrupted. Only runs started over stale_after ago: a start that commits meanwhile is not yet in
-        self.runs, and must not be taken for an orphan."""
-        cutoff = q.datetime.fromtimestamp(time.time() - self.stale_after, q.timezone.utc).replace(tzinfo=None)
+        interrupted; one whose terminal part did reach the event log is only marked as that part says.
+        Own runs count once a heartbeat old (a start that commits meanwhile is in self._starting, then in
+        self.runs), others once stale_after old."""
+        age = self.cfg.heartbeat_interval if own else self.stale_after
+        cutoff = q.datetime.fromtimestamp(time.time() - age, q.timezone.utc).replace(tzinfo=None)
         if own:
             live = [r.id for r in self.runs.values()]
             sql = "SELECT id, session_id, started_at FROM runs WHERE status='running' AND owner=%s AND started_at < %s"
@@ -386,6 +388,19 @@ class RunManager:
                     "SELECT (SELECT COUNT(*) FROM runs r WHERE r.session_id=s.id AND r.started_at > %s),"
                     " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id=s.id)"
                     " FROM sessions s WHERE s.id=%s FOR UPDATE", (started_at, session_id))
+                # Re-read under lock: another replica's sweep, or the run's own late update, may have won.
+                state = await tx.fetchone(
+                    "SELECT r.status, (SELECT e.data FROM events e WHERE e.session_id=r.session_id AND e.run_id=r.id"
+                    " AND e.type IN ('finish','error') ORDER BY e.seq DESC LIMIT 1) FROM runs r WHERE r.id=%s FOR UPDATE",
+                    (run_id,))
+                if state is None or state[0] != "running":
+                    continue
+                if state[1] is not None:  # it ended; only its final update was lost
+                    part = q.json.loads(state[1])
+                    status = ("error" if part.get("type") == "error" else
+                              "cancelled" if part.get("finishReason") == "cancelled" else "completed")
+                    await tx.execute("UPDATE runs SET status=%s, finished_at=%s WHERE id=%s", (status, q.utcnow(), run_id))
+                    continue
                 if row is not None and int(row[0]) == 0:
                     await tx.execute(
                         "INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES (%s,%s,%s,%s,%s,%s)",

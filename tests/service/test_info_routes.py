@@ -64,3 +64,11 @@ async def test_crash_telemetry_is_accepted(alice):
             "cwd": "/home/alice", "error_message": "boom", "error_name": "Error", "stack": "at x"}
     r = await alice.post("/v1/cli/telemetry/crash", body)
     assert r.status == 204, r.text
+
+
+async def test_root_never_shows_credentials_in_the_platform_url(make_service, platform_standin):
+    """GET / is open: a user:password@ in the configured Platform URL stays out of its answer."""
+    url = platform_standin.url.replace("://", "://svc:S3CRET-url-pw@", 1)
+    svc = await make_service(env_overrides={"SEQERA_PLATFORM_URL": url})
+    r = await svc.cli(None).get("/")
+    assert r.status == 200 and "S3CRET" not in r.text, r.text

@@ -73,18 +73,19 @@ def formatted(msg: str, **fields) -> dict:
     'request body {"password": "hunter2-SENTINEL"}',
     "Authorization: Bearer hunter2-SENTINEL",
     "API Key: lsv2_hunter2-SENTINEL",
+    "Authorization: Basic aHVudGVyMi1TRU5USU5FTA==",
 ])
 def test_third_party_messages_are_redacted_whatever_the_quoting(msg):
     entry = formatted(msg)
-    assert "hunter2" not in json.dumps(entry)
+    assert "hunter2" not in json.dumps(entry) and "aHVudGVy" not in json.dumps(entry)
     assert "[redacted]" in entry["msg"]
 
 
 def test_credential_named_fields_are_redacted_and_the_line_stays_json():
-    entry = formatted("connect", db_password="hunter2-SENTINEL", token=None, input_tokens=5,
+    entry = formatted("connect", db_password="hunter2-SENTINEL", token=None, input_tokens=5, api_key=12345,
                       nested={"api_key": "hunter2-SENTINEL", "note": "password=hunter2-SENTINEL"})
     assert "hunter2" not in json.dumps(entry)
-    assert entry["token"] is None and entry["input_tokens"] == 5
+    assert entry["token"] is None and entry["input_tokens"] == 5 and entry["api_key"] == "[redacted]"
 
 
 def test_mysql_says_whether_a_password_was_sent():

@@ -167,6 +167,67 @@ async def test_unmigrated_database_answers_503_naming_init_sh_until_migrated(ser
     sentinels.assert_absent(proc.log(), "the service log")
 
 
+async def test_readiness_stays_down_while_the_schema_is_behind_despite_traffic(outage_service):
+    """Queries that work do not prove the migrations ran: only the readiness check clears that."""
+    svc = outage_service
+    anon, alice = svc.cli(None), svc.cli(svc.sentinels.alice_token)
+    await wait_status(lambda: anon.get("/health?ready=1"), 200)
+    with svc.db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
+        applied = cur.fetchall()
+        cur.execute("DELETE FROM schema_migrations WHERE version=%s", (applied[-1][0],))  # as if init.sh stopped
+    r = await wait_status(lambda: anon.get("/health?ready=1"), 503)
+    assert "schema missing" in r.body["detail"]
+    for _ in range(15):  # other tables answer meanwhile; readiness must not flap back to 200
+        await alice.list_sessions()
+        assert (await anon.get("/health?ready=1")).status == 503
+        await asyncio.sleep(0.1)
+    with svc.db.connect() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (%s,%s,%s,%s)",
+                    applied[-1])
+    await wait_status(lambda: anon.get("/health?ready=1"), 200)
+
+
+async def test_a_lost_final_update_of_a_finished_run_adds_no_error(outage_service):
+    """The run's final UPDATE is lost (held on a row lock, then killed), but its finish part reached the
+    event log: the sweep then marks it completed and appends nothing (no spurious error after a good answer)."""
+    svc = outage_service
+    alice = svc.cli(svc.sentinels.alice_token)
+    held = await start_held_turn(alice, svc.anthropic, "a good answer")
+    run_id = held.sent.body["run_id"]
+    lock = svc.db.connect(autocommit=False)
+    try:
+        with lock.cursor() as cur:
+            cur.execute("SELECT id FROM runs WHERE id=%s FOR UPDATE", (run_id,))
+        svc.anthropic.release()
+
+        def final_update() -> int | None:
+            with svc.db.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
+                            (f"UPDATE runs SET status='completed'%{run_id}%",))
+                row = cur.fetchone()
+                return row[0] if row else None
+        thread = await eventually(lambda: asyncio.to_thread(final_update), what="the final UPDATE to wait", interval=0.1)
+        with svc.db.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"KILL QUERY {int(thread)}")
+        end = await held.stream.until(lambda e: e.type in ("finish", "error"))
+        assert end.type == "finish"
+    finally:
+        lock.commit()
+        lock.close()
+    await held.stream.close()
+
+    def state() -> tuple:
+        with svc.db.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT status FROM runs WHERE id=%s", (run_id,))
+            status = cur.fetchone()[0]
+            cur.execute("SELECT type FROM events WHERE run_id=%s ORDER BY seq", (run_id,))
+            return status, [t for (t,) in cur.fetchall()]
+    status, types = await eventually(lambda: asyncio.to_thread(state), lambda st: st[0] != "running",
+                                     what="the run to be marked", interval=0.2)
+    assert status == "completed" and types[-1] == "finish" and "error" not in types, (status, types)
+
+
 @contextlib.contextmanager
 def _unresponsive_server():
     """A TCP port that accepts connections (the kernel's backlog) and never says a word: a hung MySQL."""

@@ -37,6 +37,16 @@ async def test_deeply_nested_json_is_400(service, alice, path):
     assert "nested" in r.detail
 
 
+async def test_deep_nesting_with_an_escape_is_400_not_500(service, alice):
+    """Nested as deep as the JSON parser allows, with a \\u escape that makes the service look at every
+    string: still a 400 about the field, never a 500."""
+    depth = 900
+    body = '{"cwd": "/w", "directory_context": ' + "[" * depth + '"\\u00e9"' + "]" * depth + "}"
+    r = await alice.request("POST", "/v1/cli/sessions", data=body)
+    assert r.status == 400, r.text
+    assert "directory_context" in r.detail
+
+
 @pytest.mark.parametrize("path, body, field", [
     ("/v1/cli/sessions", '{"cwd": "/work/\\ud800", "headless": true}', "cwd"),
     ("/v1/cli/sessions/{sid}/messages", '{"type": "user_message", "content": "hi \\udfff"}', "content"),
