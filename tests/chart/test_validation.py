@@ -87,6 +87,21 @@ class TestRequirementChecks:
         objs = h.render(k8s.values({"service": {"type": service_type, "http": {"nodePort": 30080}}}))
         assert objs.get("Service")["spec"]["ports"][0]["nodePort"] == 30080
 
+    def test_should_accept_tcp_and_udp_on_one_node_port(self):
+        """Kubernetes keys node ports (and ports) on number and protocol, so DNS-style pairs are valid."""
+        objs = h.render(k8s.values({"service": {"type": "NodePort", "extraServices": [
+            {"name": "dns-tcp", "port": 53, "nodePort": 30053},
+            {"name": "dns-udp", "port": 53, "protocol": "UDP", "nodePort": 30053}]}}))
+        ports = {(p["nodePort"], p["protocol"]) for p in objs.get("Service")["spec"]["ports"] if "nodePort" in p}
+        assert {(30053, "TCP"), (30053, "UDP")} <= ports
+
+    def test_should_let_your_init_container_be_wait_for_mysql_when_the_chart_one_is_off(self):
+        objs = h.render(k8s.values({
+            "initContainerDependencies": {"waitForMySQL": {"enabled": False}},
+            "initContainers": [{"name": "wait-for-mysql", "image": "registry.example.com/tools/wait-for-db:1.2"}]}))
+        names = [c["name"] for c in k8s.pod(objs)["initContainers"]]
+        assert names == ["wait-for-mysql", "db-migration"]
+
     @pytest.mark.parametrize("key", ["host", "name", "username"])
     def test_should_fail_on_null_database_settings(self, key):
         with pytest.raises(h.HelmError) as e:

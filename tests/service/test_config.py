@@ -14,6 +14,15 @@ import pytest
 from agent_backend.config import REQUIRED_ENV_VARS, ConfigError, load_config
 from tests.service.harness import PYTHON, ServiceProcess, base_process_env, run_migrations
 
+# The env contract, written out here so that a name dropped from the code fails this module.
+REQUIRED = ("AGENT_BACKEND_DB_HOST", "AGENT_BACKEND_DB_NAME", "AGENT_BACKEND_DB_USER", "ANTHROPIC_API_KEY",
+            "ANTHROPIC_MODEL", "SEQERA_PLATFORM_API_URL")
+
+
+def test_the_required_list_is_the_contract():
+    assert set(REQUIRED_ENV_VARS) == set(REQUIRED)
+
+
 MALFORMED = {
     "AGENT_BACKEND_PORT": ["http", "0", "70000", "80.5"],
     "AGENT_BACKEND_DB_PORT": ["mysql", "-1", "65536"],

@@ -70,7 +70,7 @@
 {{- $portNames := list $v.service.http.name -}}
 {{- $ports := list (printf "%v/TCP" $v.service.http.port) -}}
 {{- $nodePorts := list -}}
-{{- if not (kindIs "invalid" $v.service.http.nodePort) -}}{{- $nodePorts = append $nodePorts (toString $v.service.http.nodePort) -}}{{- end -}}
+{{- if not (kindIs "invalid" $v.service.http.nodePort) -}}{{- $nodePorts = append $nodePorts (printf "%v/TCP" $v.service.http.nodePort) -}}{{- end -}}
 {{- range $i, $extra := ($v.service.extraServices | default list) -}}
 {{- $port := printf "%v/%s" $extra.port ($extra.protocol | default "TCP") -}}
 {{- if has $port $ports -}}
@@ -78,10 +78,11 @@
 {{- end -}}
 {{- $ports = append $ports $port -}}
 {{- if not (kindIs "invalid" $extra.nodePort) -}}
-{{- if has (toString $extra.nodePort) $nodePorts -}}
-{{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].nodePort %v is already used by another Service port" $i $extra.nodePort) -}}
+{{- $nodePort := printf "%v/%s" $extra.nodePort ($extra.protocol | default "TCP") -}}
+{{- if has $nodePort $nodePorts -}}
+{{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].nodePort %s is already used by another Service port" $i $nodePort) -}}
 {{- end -}}
-{{- $nodePorts = append $nodePorts (toString $extra.nodePort) -}}
+{{- $nodePorts = append $nodePorts $nodePort -}}
 {{- end -}}
 {{- if and (not (kindIs "invalid" $extra.nodePort)) (not (has $v.service.type $nodePortTypes)) -}}
 {{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].nodePort is only allowed when service.type is NodePort or LoadBalancer" $i) -}}
@@ -120,22 +121,23 @@
 {{- end -}}
 {{- $volumes = append $volumes (toString (get $vol "name")) -}}
 {{- end -}}
-{{- $mountPaths := list "/tmp" -}}
+{{- $mountPaths := dict "/tmp" "the chart's /tmp" -}}
 {{- range $i, $mount := $rendered.extraVolumeMounts -}}
 {{- if not (has (toString (get $mount "name")) $volumes) -}}
 {{- $errors = append $errors (printf "agent-backend: extraVolumeMounts[%d] mounts volume %q, which is not in extraVolumes" $i (toString (get $mount "name"))) -}}
 {{- end -}}
-{{- $path := toString (get $mount "mountPath") | trimSuffix "/" -}}
-{{- if has $path $mountPaths -}}
-{{- $errors = append $errors (printf "agent-backend: extraVolumeMounts[%d].mountPath %s is already mounted (the chart mounts /tmp)" $i $path) -}}
+{{- $path := regexReplaceAll "/+" (toString (get $mount "mountPath")) "/" | trimSuffix "/" -}}
+{{- if hasKey $mountPaths $path -}}
+{{- $errors = append $errors (printf "agent-backend: extraVolumeMounts[%d].mountPath %s is already mounted (by %s)" $i $path (get $mountPaths $path)) -}}
 {{- end -}}
-{{- $mountPaths = append $mountPaths $path -}}
+{{- $_ := set $mountPaths $path (printf "extraVolumeMounts[%d]" $i) -}}
 {{- end -}}
-{{- $containerNames := list "wait-for-mysql" "db-migration" "agent-backend" -}}
+{{- $containerNames := list "db-migration" "agent-backend" -}}
+{{- if include "agent-backend.waitForMySQL.enabled" $ -}}{{- $containerNames = append $containerNames "wait-for-mysql" -}}{{- end -}}
 {{- range $i, $c := $rendered.initContainers -}}
 {{- $name := toString (get $c "name") -}}
 {{- if has $name $containerNames -}}
-{{- $errors = append $errors (printf "agent-backend: initContainers[%d].name %q is already used by a container of the pod (the chart's are wait-for-mysql, db-migration and agent-backend)" $i $name) -}}
+{{- $errors = append $errors (printf "agent-backend: initContainers[%d].name %q is already used by a container of the pod (the chart's: %s)" $i $name "db-migration, agent-backend and, while it is enabled, wait-for-mysql") -}}
 {{- end -}}
 {{- $containerNames = append $containerNames $name -}}
 {{- end -}}
@@ -171,19 +173,20 @@
 {{- end -}}
 
 {{- /* Ingress */ -}}
-{{- /* An Ingress host is a lower-case DNS name without port (a leading "*." only on extra hosts). */ -}}
+{{- /* An Ingress host is a lower-case DNS name without port, not an IP (a leading "*." only on extra hosts). */ -}}
 {{- if $v.ingress.enabled -}}
 {{- $hostPattern := "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" -}}
 {{- $domain := include "agent-backend.config.domain" (dict "value" $v.global.agentBackendDomain "context" $) -}}
-{{- if and $domain (not (regexMatch $hostPattern $domain)) -}}
-{{- $errors = append $errors (printf "agent-backend: global.agentBackendDomain is the Ingress host, so it must be a lower-case DNS name without port (got %q)" $domain) -}}
+{{- $ipPattern := "^[0-9.]+$" -}}
+{{- if and $domain (or (not (regexMatch $hostPattern $domain)) (regexMatch $ipPattern $domain)) -}}
+{{- $errors = append $errors (printf "agent-backend: global.agentBackendDomain is the Ingress host, so it must be a lower-case DNS name without port, not an IP address (got %q)" $domain) -}}
 {{- end -}}
 {{- range $i, $h := ($v.ingress.extraHosts | default list) -}}
 {{- $host := include "agent-backend.config.domain" (dict "value" $h.host "context" $) -}}
 {{- if not $host -}}
 {{- $errors = append $errors (printf "agent-backend: ingress.extraHosts[%d].host renders empty" $i) -}}
-{{- else if not (regexMatch $hostPattern (trimPrefix "*." $host)) -}}
-{{- $errors = append $errors (printf "agent-backend: ingress.extraHosts[%d].host must be a lower-case DNS name without scheme, port or path (got %q)" $i $host) -}}
+{{- else if or (not (regexMatch $hostPattern (trimPrefix "*." $host))) (regexMatch $ipPattern $host) -}}
+{{- $errors = append $errors (printf "agent-backend: ingress.extraHosts[%d].host must be a lower-case DNS name without scheme, port or path, not an IP address (got %q)" $i $host) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
