@@ -126,7 +126,7 @@ async def _on_startup(app: web.Application) -> None:
     await c.db.start()
     c.llm = LLM(cfg)
     c.tracer = Tracer(cfg)
-    c.writer = EventWriter(c.db)
+    c.writer = EventWriter(c.db, cfg.db_write_retry)
     c.writer.start()
     c.runs = RunManager(cfg, c.db, c.llm, c.tracer, c.writer)
     await c.runs.start()

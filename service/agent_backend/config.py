@@ -82,6 +82,7 @@ class Config:
     tool_result_timeout: float = 300.0
     shutdown_grace: float = 20.0
     heartbeat_interval: float = 15.0   # SSE `: ping` comments and the runs' liveness mark in MySQL
+    db_write_retry: float = 5.0        # seconds a run's writes (its events, messages, usage) retry through an outage
     stale_run_after: float = 30.0      # at least; a run unseen this long (4 heartbeats at least) is ended
     sse_ping_interval: float | None = None  # None: the same as heartbeat_interval
     max_tokens: int = 8192

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Iterable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 import aiomysql
 import pymysql
@@ -27,6 +27,7 @@ from .config import DatabaseConfig
 from .logs import log, strip_userinfo
 
 logger = logging.getLogger("agent_backend.db")
+T = TypeVar("T")
 FAIL_FAST_S = 1.0
 
 
@@ -36,12 +37,46 @@ class DatabaseUnavailable(Exception):
     from_callback = True  # raised from a streaming callback it is ours, not the model provider's (llm.py)
 
 
+class InFlightLost(DatabaseUnavailable):
+    """The connection failed while a statement was in flight: it may or may not have been applied."""
+
+
 class SchemaMissing(DatabaseUnavailable):
     """MySQL answers, but the tables (or the database) the migrations create are not there: ./init.sh has
     not run, or not to the end."""
 
 
 SCHEMA_MISSING = "database schema missing: run ./init.sh (migrations)"
+
+
+class RetryBudget:
+    """Seconds that writes may spend retrying through an outage, shared by all the writes given it; the
+    clock starts at the first failure."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self._until = seconds, None
+
+    def allows(self, delay: float) -> bool:
+        if self._until is None:
+            self._until = time.monotonic() + self.seconds
+        return time.monotonic() + delay <= self._until
+
+
+async def retrying(call: Callable[[], Awaitable[T]], budget: RetryBudget, *, idempotent: bool = False) -> T:
+    """`await call()`, retried with backoff (0.1 s, doubling up to 1 s) while the database is unavailable
+    and `budget` allows. A statement that may already have been applied (InFlightLost) is retried only
+    when `idempotent`; a missing schema never."""
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except SchemaMissing:
+            raise
+        except DatabaseUnavailable as exc:
+            if (isinstance(exc, InFlightLost) and not idempotent) or not budget.allows(delay):
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def utcnow() -> datetime:
@@ -182,7 +217,7 @@ class Database:
                                                            and not _is_connection_error(exc)):
                     raise  # e.g. a deadlock, lock wait timeout or duplicate key: the server is fine
                 self._mark_down(exc, connecting=False, timeout=self.cfg.query_timeout)
-                raise DatabaseUnavailable("database unavailable") from None
+                raise InFlightLost("database unavailable") from None
             except BaseException:
                 conn.close()  # unknown state (cancelled mid-query, ...): never reuse it
                 raise

@@ -25,9 +25,11 @@ from .logs import log
 logger = logging.getLogger("agent_backend.events")
 TERMINAL = frozenset({"finish", "error"})
 MERGEABLE = frozenset({"text-delta", "reasoning"})
-WRITE_RETRY_S = 5.0
 MAX_STATEMENT_BYTES = 4 * 1024 * 1024
 CHUNK_ROWS = 64
+# The last part a live stream gets when its events cannot be stored (MySQL gone for over db_write_retry).
+DATABASE_LOST_PART = {"type": "error", "error": "The service lost its database; the answer could not be stored. "
+                                                "Please retry."}
 
 
 def encode(part: dict) -> str:
@@ -104,8 +106,8 @@ def _fail_futs(futs: list[asyncio.Future]) -> None:
 
 
 class EventWriter:
-    def __init__(self, db: Database):
-        self.db = db
+    def __init__(self, db: Database, write_retry: float):
+        self.db, self.write_retry = db, write_retry
         self._dirty: dict[Hub, None] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -118,7 +120,7 @@ class EventWriter:
         self._closing = True
         self._wake.set()
         if self._task:
-            await asyncio.wait((self._task,), timeout=WRITE_RETRY_S + 1)
+            await asyncio.wait((self._task,), timeout=self.write_retry + 1)
             if not self._task.done():
                 self._task.cancel()
 
@@ -207,7 +209,7 @@ class EventWriter:
                 log(logger, logging.ERROR, "event log write failed; failing the run",
                     error=type(exc).__name__, detail=str(exc)[:300], events=len(rows),
                     session_id=hub.session_id, run_id=hub.run_id)
-                hub.fail(exc)
+                hub.fail(exc, DATABASE_LOST_PART)
                 _fail_futs(futs)
 
     async def _write(self, rows: list[tuple]) -> None:
@@ -222,17 +224,9 @@ class EventWriter:
         if current:
             chunks.append(current)
         for chunk in chunks:
-            deadline = time.monotonic() + WRITE_RETRY_S
-            delay = 0.1
-            while True:
-                try:
-                    await q.insert_events(self.db, chunk)
-                    break
-                except DatabaseUnavailable:
-                    if time.monotonic() + delay > deadline:
-                        raise
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 1.0)
+            # Idempotent enough: a chunk applied before its connection died fails again on the primary key.
+            await q.retrying(lambda c=chunk: q.insert_events(self.db, c), q.RetryBudget(self.write_retry),
+                             idempotent=True)
 
 
 class EventStreamer:

@@ -21,7 +21,7 @@ from . import db as q
 from .auth import User
 from .config import Config
 from .db import Database, DatabaseUnavailable
-from .events import EventWriter, Hub
+from .events import DATABASE_LOST_PART, EventWriter, Hub
 from .llm import LLM, StepState, UpstreamError
 from .logs import log
 from .tools import LOCAL_TOOL_NAMES, WRITING_TOOLS, system_prompt, tool_result_text, tools_for_mode
@@ -118,6 +118,7 @@ class Run:
         self.usage = _zero_usage()
         self.finishing = False
         self.marks: dict[str, float] = {}
+        self.outage = q.RetryBudget(mgr.cfg.db_write_retry)
 
     def emit(self, part: dict, durable: bool = False):
         return self.mgr.writer.emit(self.hub, part, durable=durable)
@@ -184,8 +185,7 @@ class Run:
                     await self._record_usage(state)
                     blocks = state.complete_blocks()
                     if blocks:
-                        await q.add_message(db, session_id=self.session_id, run_id=self.id, role="assistant",
-                                            content=blocks, status="partial")
+                        await self._add_message("assistant", blocks, "partial")
                     error = str(exc)
                     terminal = {"type": "error", "error": error}
                     return
@@ -195,16 +195,14 @@ class Run:
                 child.end(outputs={"content": blocks, "stop_reason": state.stop_reason},
                           metadata={"usage": dict(state.usage)})
                 if blocks:
-                    await q.add_message(db, session_id=self.session_id, run_id=self.id, role="assistant",
-                                        content=blocks, status="complete")
+                    await self._add_message("assistant", blocks, "complete")
                     history.append({"role": "assistant", "content": blocks})
                 tool_uses = [b for b in blocks if b["type"] == "tool_use"]
                 if state.stop_reason == "tool_use" and tool_uses:
                     results = []
                     for tu in tool_uses:
                         results.append(await self._run_tool(tu, tools))
-                    await q.add_message(db, session_id=self.session_id, run_id=self.id, role="user",
-                                        content=results, status="complete")
+                    await self._add_message("user", results, "complete")
                     history.append({"role": "user", "content": results})
                     continue
                 finish_reason = FINISH_REASONS.get(state.stop_reason, "other")
@@ -229,8 +227,7 @@ class Run:
         except DatabaseUnavailable:
             error = "database unavailable"
             log(logger, logging.ERROR, "run failed: database unavailable", run_id=self.id)
-            tail = {"type": "error", "error": "The service lost its database; the answer could not be stored. "
-                                              "Please retry."}
+            tail = DATABASE_LOST_PART
         except Exception:
             error = "internal error"
             logger.exception("run failed", extra={"fields": {"run_id": self.id}})
@@ -240,8 +237,8 @@ class Run:
             # Bookkeeping first, so that once the client sees the terminal part the run is over everywhere
             # (a next message is never refused with 409 because of this run).
             with contextlib.suppress(Exception):
-                await q.finish_run(db, self.id, status=status, finish_reason=finish_reason, error=error,
-                                   usage=self.usage)
+                await self._store(lambda: q.finish_run(db, self.id, status=status, finish_reason=finish_reason,
+                                                       error=error, usage=self.usage), idempotent=True)
             if terminal is not None:
                 if terminal["type"] == "finish":
                     terminal["usage"] = self._usage_part()
@@ -260,6 +257,15 @@ class Run:
                 input_tokens=self.usage["input_tokens"], output_tokens=self.usage["output_tokens"], **self.marks)
             self.mgr._run_done(self)
 
+    async def _store(self, call, *, idempotent: bool = False):
+        """A write of the run's outcome, retried through a brief MySQL outage (q.retrying); all of one run's
+        writes share one budget, so in a real outage the run still ends within about cfg.db_write_retry."""
+        return await q.retrying(call, self.outage, idempotent=idempotent)
+
+    async def _add_message(self, role: str, content: list[dict], status: str) -> None:
+        await self._store(lambda: q.add_message(self.mgr.db, session_id=self.session_id, run_id=self.id, role=role,
+                                                content=content, status=status))
+
     def _usage_part(self) -> dict:
         prompt = self.usage["input_tokens"]
         return {"promptTokens": prompt, "completionTokens": self.usage["output_tokens"],
@@ -270,26 +276,23 @@ class Run:
             return
         for k, v in state.usage.items():
             self.usage[k] += v
-        await q.record_usage(self.mgr.db, user_id=self.user.id, session_id=self.session_id, run_id=self.id,
-                             model=self.mgr.cfg.anthropic_model, usage=state.usage)
+        await self._store(lambda: q.record_usage(self.mgr.db, user_id=self.user.id, session_id=self.session_id,
+                                                 run_id=self.id, model=self.mgr.cfg.anthropic_model, usage=state.usage))
 
     async def _store_partial(self, status: str) -> None:
         """On cancel: keep what the model said so far, and answer any unanswered tool call."""
-        db = self.mgr.db
         try:
             state, self.state = self.state, None
             if state is not None:
                 await self._record_usage(state)
                 blocks = [b for b in state.complete_blocks() if b["type"] == "text"]
                 if blocks:
-                    await q.add_message(db, session_id=self.session_id, run_id=self.id, role="assistant",
-                                        content=blocks, status=status)
+                    await self._add_message("assistant", blocks, status)
             pending = [rid for rid, fut in self.tool_waiters.items() if not fut.done()]
             if pending:
-                await q.add_message(db, session_id=self.session_id, run_id=self.id, role="user", status=status,
-                                    content=[{"type": "tool_result", "tool_use_id": rid, "is_error": True,
-                                              "content": f"The run was {status} before the tool finished."}
-                                             for rid in pending])
+                await self._add_message("user", [{"type": "tool_result", "tool_use_id": rid, "is_error": True,
+                                                 "content": f"The run was {status} before the tool finished."}
+                                                for rid in pending], status)
         except Exception as exc:
             log(logger, logging.WARNING, "could not store the partial answer", run_id=self.id,
                 error=type(exc).__name__)

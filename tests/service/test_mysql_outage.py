@@ -122,6 +122,25 @@ async def test_database_lost_during_a_run(outage_service):
     assert turn.terminal["type"] == "finish"
 
 
+async def test_a_blip_as_the_answer_ends_loses_nothing(make_service, private_mariadb):
+    """MySQL restarts while the answer is being stored: the run's writes wait for it (within
+    db_write_retry) instead of failing, so the answer ends normally and is in the history."""
+    creds = private_mariadb.create_database()
+    svc = await make_service(env_overrides=creds.env(), db_write_retry=30.0)
+    alice = svc.cli(svc.sentinels.alice_token)
+    held = await start_held_turn(alice, svc.anthropic, "an answer that survives the blip")
+    private_mariadb.stop()
+    svc.anthropic.release()
+    await asyncio.sleep(0.5)  # the run reaches its writes while the server is down
+    private_mariadb.start()
+    end = await held.stream.until(lambda e: e.type in ("finish", "error"))
+    await held.stream.close()
+    assert end.type == "finish", end.data
+    history = (await alice.messages(held.sid)).body["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert history[-1]["content"] == "an answer that survives the blip" and history[-1]["status"] == "complete"
+
+
 async def test_readiness_reflects_the_database(outage_service):
     svc = outage_service
     anon = svc.cli(None)
