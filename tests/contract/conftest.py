@@ -1,13 +1,12 @@
 """Fixtures of the contract tests (the helpers they use are in tests/contract/examples.py).
 
 `example` parametrizes a test over `values-examples/*.yaml` (globbed: a new example is covered the
-moment it lands); `server` is a real, throwaway MariaDB of the test's own (tests/support/mariadb.py);
+moment it lands); `private_mariadb` (tests/conftest.py) is a real, throwaway MariaDB of the test's own;
 `deploy` creates the database an example's values describe and gives its pod, ready to run locally.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -27,28 +26,20 @@ def example(request: pytest.FixtureRequest) -> Example:
 
 
 @pytest.fixture
-def server() -> Iterator[MariaDB]:
-    """A MariaDB of this test's own (tests stop and start it at will)."""
-    db = MariaDB().start()
-    yield db
-    db.destroy()
-
-
-@pytest.fixture
-def deploy(server: MariaDB, tmp_path: Path):
+def deploy(private_mariadb: MariaDB, tmp_path: Path):
     """deploy(example, **extra_overrides) -> Deployed: database created as the values say, the
     pod's processes pointed at it (and at any stand-ins given in extra_overrides)."""
     pods: list[LocalPod] = []
 
     def _deploy(example: Example, **extra: str) -> Deployed:
         name, user, password = database_settings(example)
-        creds = server.create_database(name=name, user=user, password=password)
+        creds = private_mariadb.create_database(name=name, user=user, password=password)
         existing_secrets, existing_cms = user_objects(example, password)
         probe_port = app_container_port(example)
         app_port = free_port()
         overrides = {
-            "AGENT_BACKEND_DB_HOST": server.host,
-            "AGENT_BACKEND_DB_PORT": str(server.port),
+            "AGENT_BACKEND_DB_HOST": private_mariadb.host,
+            "AGENT_BACKEND_DB_PORT": str(private_mariadb.port),
             "AGENT_BACKEND_PORT": str(app_port),
             **extra,
         }

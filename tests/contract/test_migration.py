@@ -47,9 +47,9 @@ def test_migrates_an_empty_database_and_a_second_run_changes_nothing(example: Ex
     assert schema(d.creds) == after_first, "running the migrations again changed the database"
 
 
-def test_fails_with_a_clear_message_when_the_database_is_unreachable(example: Example, deploy, server) -> None:
+def test_fails_with_a_clear_message_when_the_database_is_unreachable(example: Example, deploy, private_mariadb) -> None:
     d: Deployed = deploy(example)
-    server.stop()
+    private_mariadb.stop()
     result = d.pod.run(d.pod.migration, timeout=120)
     out = result.stdout + result.stderr
     assert result.returncode != 0, out

@@ -53,9 +53,9 @@ def test_exits_0_once_the_database_answers(deployed: Deployed) -> None:
     assert "ready" in out.lower(), f"no progress message: {out!r}"
 
 
-def test_waits_while_the_database_is_down_then_exits_0(deployed: Deployed, server: MariaDB) -> None:
+def test_waits_while_the_database_is_down_then_exits_0(deployed: Deployed, private_mariadb: MariaDB) -> None:
     pod = deployed.pod
-    server.stop()
+    private_mariadb.stop()
     proc = pod.spawn(pod.wait_for_mysql, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines = _lines(proc)
     seen = []
@@ -65,7 +65,7 @@ def test_waits_while_the_database_is_down_then_exits_0(deployed: Deployed, serve
         assert first is not None, f"exited ({proc.wait()}) without a word while the database was down"
         seen.append(first)
         assert proc.poll() is None, f"gave up while the database was down: {seen}"
-        server.start()
+        private_mariadb.start()
         rc = proc.wait(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
@@ -77,10 +77,10 @@ def test_waits_while_the_database_is_down_then_exits_0(deployed: Deployed, serve
     assert "ready" in seen[-1].lower(), out
 
 
-def test_fails_fast_and_clearly_on_a_wrong_password(deployed: Deployed, server: MariaDB) -> None:
+def test_fails_fast_and_clearly_on_a_wrong_password(deployed: Deployed, private_mariadb: MariaDB) -> None:
     pod = deployed.pod
     creds = deployed.creds
-    conn = server.root()
+    conn = private_mariadb.root()
     with conn.cursor() as cur:  # the database now wants another password than the Secret holds
         cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (creds.user, "a-different-password"))
     conn.close()
@@ -96,11 +96,11 @@ def test_fails_fast_and_clearly_on_a_wrong_password(deployed: Deployed, server: 
         f"the failure does not say the credentials were rejected: {out!r}")
 
 
-def test_a_missing_database_is_left_to_the_migration(deployed: Deployed, server: MariaDB) -> None:
+def test_a_missing_database_is_left_to_the_migration(deployed: Deployed, private_mariadb: MariaDB) -> None:
     """The server answers and takes the credentials, but the database does not exist yet: waiting cannot
     help and the migration that runs next creates it, so the script says so and exits 0."""
     pod, creds = deployed.pod, deployed.creds
-    conn = server.root()
+    conn = private_mariadb.root()
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE `{creds.name}`")
     conn.close()

@@ -2,7 +2,7 @@
 
 Stand-ins are per test (cheap: a thread and a port); the MariaDB server is one per pytest-xdist worker
 (session scope) and every test gets its own fresh database and user on it. Tests that stop the
-database use `private_mariadb`, a server of their own.
+database use `private_mariadb` (tests/conftest.py), a server of their own.
 """
 from __future__ import annotations
 
@@ -54,14 +54,6 @@ def db(mariadb: MariaDB) -> Iterator[Credentials]:
     yield creds
     if mariadb.running:
         mariadb.drop_database(creds)
-
-
-@pytest.fixture
-def private_mariadb() -> Iterator[MariaDB]:
-    """A MariaDB server for this test alone: stop(), kill() and start() it at will."""
-    server = MariaDB().start()
-    yield server
-    server.destroy()
 
 
 # ---------------------------------------------------------------------------------------------------
