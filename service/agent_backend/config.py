@@ -82,9 +82,9 @@ class Config:
     tool_result_timeout: float = 300.0
     shutdown_grace: float = 20.0
     heartbeat_interval: float = 15.0   # SSE `: ping` comments and the runs' liveness mark in MySQL
-    db_write_retry: float = 5.0        # seconds a run's writes (its events, messages, usage) retry through an outage
-    stale_run_after: float = 30.0      # at least; a run unseen this long (4 heartbeats at least) is ended
     sse_ping_interval: float | None = None  # None: the same as heartbeat_interval
+    stale_run_after: float = 30.0      # a run with no heartbeat for this long (and 4 intervals) is ended
+    db_write_retry: float = 5.0        # seconds a run's writes (events, messages, usage) retry through an outage
     max_tokens: int = 8192
     max_steps: int = 25                # model calls per run (tool loop bound)
     llm_retries: int = 3               # extra attempts before the first byte
