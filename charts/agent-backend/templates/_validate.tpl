@@ -67,30 +67,24 @@
 {{- if not (regexMatch "^[0-9]+$" (toString $v.service.http.targetPort)) -}}
 {{- $errors = append $errors "agent-backend: service.http.targetPort must be a port number (it is the app container's port and AGENT_BACKEND_PORT)" -}}
 {{- end -}}
-{{- $portNames := list $v.service.http.name -}}
-{{- $ports := list (printf "%v/TCP" $v.service.http.port) -}}
-{{- $nodePorts := list -}}
-{{- if not (kindIs "invalid" $v.service.http.nodePort) -}}{{- $nodePorts = append $nodePorts (printf "%v/TCP" $v.service.http.nodePort) -}}{{- end -}}
+{{- /* Each Service port's name, port/protocol and nodePort/protocol are used once, service.http's included. */ -}}
+{{- $http := $v.service.http -}}
+{{- $used := dict "name" (list (toString $http.name)) "port" (list (printf "%v/TCP" $http.port)) "nodePort" list -}}
+{{- if not (kindIs "invalid" $http.nodePort) -}}{{- $_ := set $used "nodePort" (list (printf "%v/TCP" $http.nodePort)) -}}{{- end -}}
 {{- range $i, $extra := ($v.service.extraServices | default list) -}}
-{{- $port := printf "%v/%s" $extra.port ($extra.protocol | default "TCP") -}}
-{{- if has $port $ports -}}
-{{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].port %s is already used by another Service port" $i $port) -}}
-{{- end -}}
-{{- $ports = append $ports $port -}}
-{{- if not (kindIs "invalid" $extra.nodePort) -}}
-{{- $nodePort := printf "%v/%s" $extra.nodePort ($extra.protocol | default "TCP") -}}
-{{- if has $nodePort $nodePorts -}}
-{{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].nodePort %s is already used by another Service port" $i $nodePort) -}}
-{{- end -}}
-{{- $nodePorts = append $nodePorts $nodePort -}}
-{{- end -}}
 {{- if and (not (kindIs "invalid" $extra.nodePort)) (not (has $v.service.type $nodePortTypes)) -}}
 {{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].nodePort is only allowed when service.type is NodePort or LoadBalancer" $i) -}}
 {{- end -}}
-{{- if has $extra.name $portNames -}}
-{{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].name %q is already used by another Service port" $i (toString $extra.name)) -}}
+{{- range $field := list "name" "port" "nodePort" -}}
+{{- $value := index $extra $field -}}
+{{- if not (kindIs "invalid" $value) -}}
+{{- $key := ternary (toString $value) (printf "%v/%s" $value ($extra.protocol | default "TCP")) (eq $field "name") -}}
+{{- if has $key (get $used $field) -}}
+{{- $errors = append $errors (printf "agent-backend: service.extraServices[%d].%s %s is already used by another Service port" $i $field $key) -}}
 {{- end -}}
-{{- $portNames = append $portNames $extra.name -}}
+{{- $_ := set $used $field (append (get $used $field) $key) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- range $key := list "type" "ports" "selector" -}}
 {{- if hasKey ($v.service.extraOptions | default dict) $key -}}
