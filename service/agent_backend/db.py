@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 import aiomysql
@@ -81,6 +81,11 @@ async def retrying(call: Callable[[], Awaitable[T]], budget: RetryBudget, *, ide
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def utc_ago(seconds: float) -> datetime:
+    """utcnow() minus `seconds`, as the naive UTC the DATETIME columns hold."""
+    return utcnow() - timedelta(seconds=seconds)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -448,7 +453,7 @@ async def active_run(db: Database | Tx, session_id: str, stale_after_s: float) -
     return await db.fetchone(
         "SELECT id, owner FROM runs WHERE session_id=%s AND status='running' AND heartbeat_at > %s"
         " ORDER BY started_at DESC LIMIT 1",
-        (session_id, datetime.fromtimestamp(time.time() - stale_after_s, timezone.utc).replace(tzinfo=None)))
+        (session_id, utc_ago(stale_after_s)))
 
 
 async def finish_run(db: Database, run_id: str, *, status: str, finish_reason: str | None,

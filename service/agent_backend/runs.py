@@ -369,7 +369,7 @@ class RunManager:
         Own runs count once a heartbeat old (a start that commits meanwhile is in self._starting, then in
         self.runs), others once stale_after old."""
         age = self.cfg.heartbeat_interval if own else self.stale_after
-        cutoff = q.datetime.fromtimestamp(time.time() - age, q.timezone.utc).replace(tzinfo=None)
+        cutoff = q.utc_ago(age)
         if own:
             live = [r.id for r in self.runs.values()]
             sql = "SELECT id, session_id, started_at FROM runs WHERE status='running' AND owner=%s AND started_at < %s"
@@ -432,7 +432,7 @@ class RunManager:
                 raise UsageLimitReached()
         run_id = str(uuid.uuid4())
         content = body["content"]
-        cutoff = q.datetime.fromtimestamp(time.time() - self.stale_after, q.timezone.utc).replace(tzinfo=None)
+        cutoff = q.utc_ago(self.stale_after)
         if sid in self._starting:
             raise RunConflict()
         self._starting[sid] = user.id
