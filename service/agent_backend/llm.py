@@ -32,6 +32,11 @@ class UpstreamError(Exception):
         self.started = started
 
 
+class StreamCutOff(Exception):
+    """The model's stream ended cleanly but without `message_stop`: the answer is incomplete (an upstream
+    or a gateway behind ANTHROPIC_BASE_URL closed the response early). Handled like a dropped connection."""
+
+
 @dataclasses.dataclass
 class StepState:
     """What one model call has produced so far (kept by the caller, so a cancel still sees it)."""
@@ -79,7 +84,8 @@ def _retry_after(exc: BaseException) -> float | None:
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, (anthropic.APIConnectionError, anthropic.RateLimitError, anthropic.InternalServerError)):
+    if isinstance(exc, (StreamCutOff, anthropic.APIConnectionError, anthropic.RateLimitError,
+                        anthropic.InternalServerError)):
         return True
     if isinstance(exc, anthropic.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500 or (exc.type in RETRYABLE_TYPES)
@@ -95,6 +101,8 @@ def describe(exc: BaseException) -> str:
         return "model provider timed out"
     if isinstance(exc, anthropic.APIConnectionError):
         return "model provider unreachable"
+    if isinstance(exc, StreamCutOff):
+        return "the model's answer was cut off: its stream ended before message_stop"
     return f"model call failed ({type(exc).__name__})"
 
 
@@ -149,10 +157,13 @@ class LLM:
         if tools:
             kwargs["tools"] = tools
         stream = await self.client.messages.create(**kwargs)
+        stopped = False
         try:
             async for event in stream:
                 etype = event.type
-                if etype == "message_start":
+                if etype == "message_stop":
+                    stopped = True
+                elif etype == "message_start":
                     _usage_from(getattr(event.message, "usage", None), state.usage)
                 elif etype == "content_block_start":
                     block = event.content_block
@@ -206,5 +217,7 @@ class LLM:
         finally:
             with contextlib.suppress(Exception):
                 await stream.close()
+        if not stopped:
+            raise StreamCutOff()
         # drop blocks we never send back (unknown block types)
         state.blocks[:] = [b for b in state.blocks if not b.get("_skip")]

@@ -56,21 +56,43 @@ async def test_wrong_api_key_is_an_error_part_without_the_key(service, alice):
     service.sentinels.assert_absent(str(turn.parts), "the error part", also={"other": "some-other-key"})
 
 
-@pytest.mark.parametrize("failure", ["error_event", "dropped_connection"])
+MID_STREAM = {"error_event": Reply.stream_error, "dropped_connection": Reply.drop,
+              # message_start, a text block's deltas, then a clean end: no message_delta, no message_stop
+              "ended_without_message_stop": Reply.cut_off}
+
+
+@pytest.mark.parametrize("failure", MID_STREAM)
 async def test_failure_mid_stream_keeps_the_partial_answer(service, alice, failure):
     partial = "The first half of the answer "
-    reply = Reply.stream_error(partial) if failure == "error_event" else Reply.drop(partial)
-    service.anthropic.script(reply)
+    service.anthropic.script(MID_STREAM[failure](partial))
     sid = await alice.create_session()
     turn = await alice.turn(sid, "hello")
     assert turn.terminal["type"] == "error"
     assert turn.text == partial
     assert len(service.anthropic.message_requests) == 1  # never retried once text was shown
+    assert service.anthropic.message_requests[0].extra["failed"] == MID_STREAM[failure](partial).fail
     history = (await alice.messages(sid)).body["messages"]
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert history[1]["content"].strip() == partial.strip()
+    assert history[1]["status"] == "partial"  # never presented as a complete answer
     # The session is usable afterwards.
     assert (await alice.turn(sid, "again")).terminal["type"] == "finish"
+
+
+async def test_an_answer_cut_off_says_so(service, alice):
+    service.anthropic.script(Reply.cut_off("Half an answer "))
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "hello")
+    assert "finish" not in turn.types
+    assert "cut off" in turn.terminal["error"]
+
+
+async def test_a_stream_cut_off_before_any_content_is_retried(service, alice):
+    service.anthropic.script(Reply.cut_off(fail_after=0))  # after message_start, before any content block
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "hello")
+    assert turn.terminal["type"] == "finish" and turn.text == DEFAULT_ANSWER
+    assert len(service.anthropic.message_requests) == 2
 
 
 async def test_failure_mid_tool_input_is_an_error(service, alice):

@@ -82,8 +82,9 @@ class Reply:
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
     delay: float = 0.0  # seconds between streamed events
-    # Failures. status: an HTTP error before the first byte. fail: "error" (an `event: error` frame)
-    # or "drop" (connection closed without a terminal event) after `fail_after` content deltas.
+    # Failures. status: an HTTP error before the first byte. fail: "error" (an `event: error` frame),
+    # "drop" (connection closed without a terminal event) or "end" (the response ends cleanly, but without
+    # message_delta and message_stop) after `fail_after` content deltas.
     status: int | None = None
     error_type: str | None = None
     error_message: str | None = None
@@ -148,6 +149,13 @@ class Reply:
         r = cls.text(text_before, **kw)
         r.fail = "drop"
         r.fail_after = fail_after if fail_after is not None else len(r.blocks[0].chunks or _split_text(text_before))
+        return r
+
+    @classmethod
+    def cut_off(cls, text_before: str = "Partial answer ", *, fail_after: int | None = None, **kw: Any) -> "Reply":
+        """Streams `text_before`, then ends the response cleanly without message_delta / message_stop."""
+        r = cls.drop(text_before, fail_after=fail_after, **kw)
+        r.fail = "end"
         return r
 
     @classmethod
@@ -354,17 +362,21 @@ class AnthropicStandIn(StandIn):
             if reply.delay:
                 await asyncio.sleep(reply.delay)
 
-        async def after_delta() -> bool:
-            """Returns False when the scripted failure happened (stream must end)."""
+        async def after_delta(count: int = 1) -> bool:
+            """Returns False when the scripted failure happened (stream must end). Called with count=0
+            once after message_start, where a `fail_after=0` failure happens before any content."""
             nonlocal deltas_sent
-            deltas_sent += 1
-            if reply.hold_after is not None and deltas_sent == reply.hold_after:
+            deltas_sent += count
+            if count and reply.hold_after is not None and deltas_sent == reply.hold_after:
                 await self._hold(send)
             if reply.fail and deltas_sent >= reply.fail_after:
                 if reply.fail == "error":
                     await send("error", {"type": "error", "error": {
                         "type": reply.error_type or "api_error", "message": reply.error_message or ""}})
                     rec.extra["failed"] = "error"
+                elif reply.fail == "end":
+                    rec.extra["failed"] = "end"
+                    await resp.write_eof()
                 else:
                     rec.extra["failed"] = "drop"
                     if request.transport is not None:
@@ -379,6 +391,8 @@ class AnthropicStandIn(StandIn):
                 "usage": {**usage, "output_tokens": 1},
             }})
             await send("ping", {"type": "ping"})
+            if not await after_delta(0):
+                return resp
             for i, b in enumerate(blocks):
                 if b.type == "text":
                     await send("content_block_start", {"type": "content_block_start", "index": i,
