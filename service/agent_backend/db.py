@@ -410,16 +410,19 @@ async def get_session(db: Database, session_id: str, user_id: str) -> dict | Non
 
 
 async def list_sessions(db: Database, user_id: str, *, limit: int, cwd: str | None,
-                        status: str | None) -> list[dict]:
+                        status: str | None, stale_after_s: float) -> list[dict]:
+    """A user's sessions, newest first. `status`: "expired" = resumable, without a live run (whether or not
+    the CLI's expire ever arrived: a closed terminal sends none, a restart loses one); "active" = with one.
+    A live run is one `active_run` would return (running, heartbeat fresher than `stale_after_s`)."""
     sql = f"SELECT {SESSION_COLS} FROM sessions WHERE user_id=%s"
     args: list[Any] = [user_id]
     if cwd is not None:
         sql += " AND cwd=%s"
         args.append(cwd)
-    if status == "expired":
-        sql += " AND expired_at IS NOT NULL"
-    elif status == "active":
-        sql += " AND expired_at IS NULL"
+    if status in ("expired", "active"):
+        sql += (f" AND {'NOT ' if status == 'expired' else ''}EXISTS (SELECT 1 FROM runs r WHERE"
+                " r.session_id=sessions.id AND r.status='running' AND r.heartbeat_at > %s)")
+        args.append(utc_ago(stale_after_s))
     sql += " ORDER BY last_used DESC, created_at DESC LIMIT %s"
     args.append(limit)
     return [session_row(r) for r in await db.fetchall(sql, args)]

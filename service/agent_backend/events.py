@@ -7,6 +7,12 @@ Only after the INSERT commits are the events published to the hub's in-memory li
 followers read, so every `id:` a client sees is durable and can be replayed from MySQL with
 `?cursor=`. If MySQL stays unreachable the run is failed; its final `error` part is then sent
 live without an `id` (it cannot be replayed).
+
+What a stream sends: a live stream (no `history_only`) starts at the first event of the session's latest
+run, or at `cursor` when that points into that run or after it, so it never begins with an earlier run's
+tail; it leaves out the results of tools the CLI ran itself (it shows its own; see `live()`). A replay
+that needs MySQL and cannot read it answers 503 before the stream starts (EventStreamer.first_page);
+an outage that begins mid-replay ends the stream with an id-less `error` part, never with ids skipped.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from aiohttp import web
 
@@ -30,6 +36,10 @@ CHUNK_ROWS = 64
 # The last part a live stream gets when its events cannot be stored (MySQL gone for over db_write_retry).
 DATABASE_LOST_PART = {"type": "error", "error": "The service lost its database; the answer could not be stored. "
                                                 "Please retry."}
+# The last part of a stream whose replay from MySQL broke off: what came before it is not the whole story.
+REPLAY_LOST_PART = {"type": "error", "error": "The service lost its database while sending this conversation's "
+                                              "earlier events; the rest could not be read. Please retry shortly."}
+PAGE = 500  # events read from MySQL per query when replaying
 
 
 def encode(part: dict) -> str:
@@ -41,6 +51,25 @@ def frame(seq: int | None, data: str) -> bytes:
     return f"{head}data: {data}\n\n".encode()
 
 
+def local_tool_result(tool_call_id: str, text: str) -> dict:
+    """The `tool-result` part of a tool the CLI ran itself: kept in the log for history replays (a resumed
+    session shows it), left out of live streams (the CLI already shows the result it posted)."""
+    return {"type": "tool-result", "toolCallId": tool_call_id, "result": text, "local": True}
+
+
+def live(kind: str, data: str) -> bool:
+    """Whether a stored event (its type column and JSON) goes to live streams: all but local tool results."""
+    return kind != "tool-result" or not json.loads(data).get("local")
+
+
+class Framed(NamedTuple):
+    """A stored event as live streams send it."""
+    seq: int
+    terminal: bool
+    live: bool
+    frame: bytes
+
+
 class Hub:
     """Live state of one session's current run: pending parts and published (durable) frames."""
 
@@ -48,7 +77,7 @@ class Hub:
         self.session_id, self.run_id = session_id, run_id
         self.user_id: str | None = None
         self.first_seq = self.next_seq = first_seq
-        self.frames: list[tuple[int, bool, bytes]] = []  # (seq, terminal, frame bytes), contiguous seqs
+        self.frames: list[Framed] = []  # contiguous seqs
         self.pending: list[dict] = []
         self.pending_futs: list[asyncio.Future] = []
         self.done = False
@@ -57,9 +86,9 @@ class Hub:
         self.finished_at: float | None = None
         self._changed: asyncio.Future = asyncio.get_running_loop().create_future()
 
-    def publish(self, items: list[tuple[int, bool, bytes]]) -> None:
+    def publish(self, items: list["Framed"]) -> None:
         self.frames.extend(items)
-        if any(t for _, t, _ in items):
+        if any(f.terminal for f in items):
             self.done = True
             self.finished_at = time.monotonic()
         self._notify()
@@ -81,7 +110,7 @@ class Hub:
         if timeout > 0:
             await asyncio.wait((self._changed,), timeout=timeout)
 
-    def frames_from(self, seq: int) -> list[tuple[int, bool, bytes]]:
+    def frames_from(self, seq: int) -> list["Framed"]:
         idx = seq - self.first_seq
         return self.frames[max(idx, 0):] if idx < len(self.frames) else []
 
@@ -153,9 +182,9 @@ class EventWriter:
         for part in parts:
             seq = hub.next_seq
             hub.next_seq += 1
-            data = encode(part)
-            rows.append((hub.session_id, seq, hub.run_id, str(part.get("type", ""))[:32], data))
-            items.append((seq, part.get("type") in TERMINAL, frame(seq, data)))
+            data, kind = encode(part), str(part.get("type", ""))[:32]
+            rows.append((hub.session_id, seq, hub.run_id, kind, data))
+            items.append(Framed(seq, kind in TERMINAL, live(kind, data), frame(seq, data)))
         return hub, items, futs, rows
 
     async def _loop(self) -> None:
@@ -239,41 +268,63 @@ class EventStreamer:
         self._run_started, self._remote_active = run_started, remote_run_active
         self.ping_interval, self.closing = ping_interval, closing
 
-    async def start_seq(self, session_id: str) -> int:
-        """Where a connection without cursor starts: the first event of the session's latest run."""
+    async def start_seq(self, session_id: str, cursor: int | None) -> int:
+        """Where a live stream starts: the first event of the session's latest run, or `cursor` when it
+        points into that run or after it. A cursor left in an earlier run (the TUI's, after a cancel) never
+        replays that run's tail: its terminal part would end the new run's stream before it began."""
         hub = self.hubs.get(session_id)
-        if hub is not None:
-            return hub.first_seq
-        row = await q.latest_run(self.db, session_id)
-        if row is None:
-            return 1
-        if row[2] is not None:
-            return int(row[2])
-        return await q.last_seq(self.db, session_id) + 1
+        if hub is not None and not hub.done:
+            first = hub.first_seq
+        else:
+            row = await q.latest_run(self.db, session_id)
+            if row is None:
+                first = 1
+            elif row[2] is not None:
+                first = int(row[2])
+            else:
+                first = await q.last_seq(self.db, session_id) + 1
+        return max(first, cursor or 0)
 
-    async def history(self, resp: web.StreamResponse, session_id: str, cursor: int) -> None:
-        pos = cursor
+    async def first_page(self, session_id: str, pos: int, *, history_only: bool) -> list[tuple] | None:
+        """Before the response starts: the first stored events a stream from `pos` must replay, or None
+        when the live run in memory has them all. DatabaseUnavailable here is a 503, not an empty stream."""
+        hub = self.hubs.get(session_id)
+        if not history_only and hub is not None and pos >= hub.first_seq:
+            return None
+        return await q.read_events(self.db, session_id, pos - 1, PAGE)
+
+    async def history(self, resp: web.StreamResponse, session_id: str, cursor: int, rows: list[tuple]) -> None:
+        """Every stored event from `cursor`, then `event: done`; an outage mid-way ends it with an error part
+        instead (a partial history is never presented as whole)."""
         while True:
-            rows = await q.read_events(self.db, session_id, pos - 1, 500)
             for seq, _type, data in rows:
                 await resp.write(frame(seq, data))
-                pos = seq + 1
-            if len(rows) < 500:
+                cursor = seq + 1
+            if len(rows) < PAGE:
                 break
+            try:
+                rows = await q.read_events(self.db, session_id, cursor - 1, PAGE)
+            except DatabaseUnavailable:
+                await resp.write(frame(None, encode(REPLAY_LOST_PART)))
+                return
         await resp.write(b"event: done\ndata: {}\n\n")
 
-    async def follow(self, resp: web.StreamResponse, session_id: str, pos: int) -> None:
+    async def follow(self, resp: web.StreamResponse, session_id: str, pos: int, rows: list[tuple] | None) -> None:
+        """Stored events from `pos` (`rows`: the first page, read before the response started), then the live
+        run, until its terminal part. Ids are never skipped: when stored events that must come first cannot
+        be read, the stream ends with an error part; while merely waiting for events it keeps trying."""
         await resp.write(b": ping\n\n" + frame(None, '{"type":"history_end"}'))
         last_write = time.monotonic()
+        behind = rows is not None and len(rows) == PAGE  # more stored events to replay than the page held
         while True:
             hub = self.hubs.get(session_id)
-            if hub is not None and pos >= hub.first_seq:
+            if rows is None and hub is not None and pos >= hub.first_seq:
                 items = hub.frames_from(pos)
                 if items:
-                    await resp.write(b"".join(f for _, _, f in items))
+                    await resp.write(b"".join(f.frame for f in items if f.live))
                     last_write = time.monotonic()
-                    pos = items[-1][0] + 1
-                    if any(t for _, t, _ in items):
+                    pos = items[-1].seq + 1
+                    if any(f.terminal for f in items):
                         return
                     continue
                 if hub.done:
@@ -282,17 +333,23 @@ class EventStreamer:
                     return
                 await hub.wait(max(0.0, self.ping_interval - (time.monotonic() - last_write)))
             else:
-                try:
-                    rows = await q.read_events(self.db, session_id, pos - 1, 500)
-                except DatabaseUnavailable:
-                    rows = None
+                if rows is None:
+                    try:
+                        rows = await q.read_events(self.db, session_id, pos - 1, PAGE)
+                    except DatabaseUnavailable:
+                        if behind or (hub is not None and pos < hub.first_seq):  # mid-replay: never skip
+                            await resp.write(frame(None, encode(REPLAY_LOST_PART)))
+                            return
+                behind = rows is not None and len(rows) == PAGE
                 if rows:
-                    await resp.write(b"".join(frame(s, d) for s, _, d in rows))
+                    await resp.write(b"".join(frame(s, d) for s, k, d in rows if live(k, d)))
                     last_write = time.monotonic()
                     pos = rows[-1][0] + 1
-                    if any(t in TERMINAL for _, t, _ in rows):
+                    if any(k in TERMINAL for _, k, _ in rows):
                         return
+                    rows = None
                     continue
+                failed, rows = rows is None, None
                 if hub is not None:  # nothing stored before the live run: continue in memory
                     pos = max(pos, hub.first_seq)
                     continue
@@ -300,7 +357,7 @@ class EventStreamer:
                     return
                 wait = max(0.05, self.ping_interval - (time.monotonic() - last_write))
                 remote = False
-                if rows is not None:
+                if not failed:
                     try:
                         remote = await self._remote_active(session_id)
                     except DatabaseUnavailable:

@@ -20,6 +20,8 @@ from .runs import RunConflict, ServiceDraining, SessionNotFound, UsageLimitReach
 
 logger = logging.getLogger("agent_backend.routes")
 routes = web.RouteTableDef()
+# How long a cancel (or an expire) waits for the run it cancelled to end; the CLI gives expire 2 s.
+CANCEL_WAIT_S = 1.5
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -234,17 +236,24 @@ async def list_sessions(request: web.Request) -> web.Response:
     cwd = request.query.get("cwd")
     if cwd is not None and status == "expired":
         # This is the CLI's `-c` query; it resumes only when exactly one session comes back, so answer
-        # with the directory's most recent one.
+        # with the directory's most recent one that has no live run.
         limit = 1
-    sessions = await q.list_sessions(ctx(request).db, user_of(request).id, limit=limit, cwd=cwd, status=status)
+    c = ctx(request)
+    sessions = await q.list_sessions(c.db, user_of(request).id, limit=limit, cwd=cwd, status=status,
+                                     stale_after_s=c.runs.stale_after)
     return web.json_response({"sessions": [session_json(s) for s in sessions]})
 
 
 @routes.post("/v1/cli/sessions/{session_id}/expire")
 async def expire_session(request: web.Request) -> web.Response:
+    """The CLI's goodbye: after every headless run, and on Ctrl-C, where it sends nothing else. A live run
+    is cancelled as by `{"type":"cancel"}` (partial answer kept, stream ends with finish `cancelled`) and
+    given a moment to end, so the session takes a new message (`-c`) at once."""
     session = await owned_session(request)
-    await q.expire_session(ctx(request).db, session["id"], user_of(request).id)
-    return web.json_response({"status": "expired", "session_id": session["id"]})
+    c = ctx(request)
+    cancelled = await c.runs.cancel(session["id"], wait=CANCEL_WAIT_S)
+    await q.expire_session(c.db, session["id"], user_of(request).id)
+    return web.json_response({"status": "expired", "session_id": session["id"], "cancelled_run_id": cancelled})
 
 
 # --- messages, runs, events --------------------------------------------------------------------
@@ -258,7 +267,7 @@ async def post_message(request: web.Request) -> web.Response:
     c = ctx(request)
     if kind == "cancel":
         session = await owned_session(request)
-        run_id = await c.runs.cancel(session["id"])
+        run_id = await c.runs.cancel(session["id"], wait=CANCEL_WAIT_S)
         return web.json_response({"status": "cancelled" if run_id else "idle", "run_id": run_id})
     content = field(body, "content", str, required=True)
     if not content.strip():
@@ -313,24 +322,21 @@ async def events(request: web.Request) -> web.StreamResponse:
     cursor = query_int(request, "cursor", 0, 0, 2**62) if raw_cursor not in (None, "") else None
     history_only = request.query.get("history_only", "").lower() in ("1", "true", "yes")
     sid = session["id"]
-    if history_only:
-        start = cursor or 0
-    else:
-        start = cursor if cursor else await c.streamer.start_seq(sid)
+    start = (cursor or 0) if history_only else await c.streamer.start_seq(sid, cursor)
+    # Read before the response starts: a replay MySQL cannot serve is a 503 (errors_middleware), not an
+    # empty or gappy 200.
+    rows = await c.streamer.first_page(sid, start, history_only=history_only)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)
     try:
         if history_only:
-            await c.streamer.history(resp, sid, start)
+            await c.streamer.history(resp, sid, start, rows)
         else:
-            await c.streamer.follow(resp, sid, start)
+            await c.streamer.follow(resp, sid, start, rows)
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         log(logger, logging.DEBUG, "event stream client went away", session_id=sid)
         return resp
-    except q.DatabaseUnavailable:
-        log(logger, logging.WARNING, "event stream ended: database unavailable", session_id=sid)
-        return resp  # ends without finish: the CLI reconnects with its cursor
     try:
         await resp.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):

@@ -21,7 +21,7 @@ from . import db as q
 from .auth import User
 from .config import Config
 from .db import Database, DatabaseUnavailable
-from .events import DATABASE_LOST_PART, EventWriter, Hub
+from .events import DATABASE_LOST_PART, EventWriter, Hub, local_tool_result
 from .llm import LLM, StepState, UpstreamError
 from .logs import log
 from .tools import LOCAL_TOOL_NAMES, WRITING_TOOLS, system_prompt, tool_result_text, tools_for_mode
@@ -301,6 +301,7 @@ class Run:
         name, args, tid = tu["name"], tu.get("input") or {}, tu["id"]
         self.emit({"type": "tool-call", "toolCallId": tid, "toolName": name, "args": args})
         offered_names = {t["name"] for t in offered}
+        ran_locally = False  # the CLI ran it and posted the result (and shows it itself)
         if name not in LOCAL_TOOL_NAMES or name not in offered_names or tu.get("_bad_json"):
             why = ("its arguments were not valid JSON" if tu.get("_bad_json") else
                    "it is not allowed in plan mode" if name in WRITING_TOOLS and self.mode == "plan" else
@@ -315,12 +316,14 @@ class Run:
             try:
                 async with asyncio.timeout(self.mgr.cfg.tool_result_timeout):
                     result = await fut
+                ran_locally = True
             except asyncio.TimeoutError:
                 result = {"stdout": "", "stderr": f"No result from the CLI within "
                           f"{self.mgr.cfg.tool_result_timeout:g}s; the tool call timed out.", "exit_code": 124}
                 log(logger, logging.INFO, "tool result timed out", run_id=self.id, tool=name)
         text = tool_result_text(result)
-        self.emit({"type": "tool-result", "toolCallId": tid, "result": text})
+        self.emit(local_tool_result(tid, text) if ran_locally else
+                  {"type": "tool-result", "toolCallId": tid, "result": text})
         code = result.get("exit_code")
         return {"type": "tool_result", "tool_use_id": tid, "content": text,
                 "is_error": not (code == 0 or code is None)}
@@ -422,8 +425,8 @@ class RunManager:
         old = self.runs.get(sid)
         if (old is not None and old.user.id != user.id) or self._starting.get(sid, user.id) != user.id:
             raise SessionNotFound()  # another user's session: never reveal that it exists or is busy
-        if old is not None and old.finishing and old.task is not None:
-            await asyncio.wait((old.task,), timeout=10)  # its terminal part is being written: wait for it
+        if old is not None and (old.finishing or old.cancel_reason) and old.task is not None:
+            await asyncio.wait((old.task,), timeout=10)  # it is ending (terminal part being written): wait
         if sid in self.runs:
             raise RunConflict()
         if self.cfg.monthly_token_limit > 0:
@@ -507,17 +510,23 @@ class RunManager:
         if self.runs.get(run.session_id) is run:
             del self.runs[run.session_id]
 
-    async def cancel(self, session_id: str) -> str | None:
-        """Cancel the session's live run, here or (through MySQL) on the replica running it."""
+    async def cancel(self, session_id: str, *, wait: float = 0.0) -> str | None:
+        """Cancel the session's live run, here or (through MySQL) on the replica running it; with `wait`,
+        give it up to that many seconds to end (its partial answer stored, its terminal part sent)."""
         run = self.runs.get(session_id)
         if run is not None:
             run.cancel("user")
+            if wait > 0 and run.task is not None:
+                await asyncio.wait((run.task,), timeout=wait)
             return run.id
         active = await q.active_run(self.db, session_id, self.stale_after)
-        if active and active[1] != self.owner:
-            await q.add_run_request(self.db, active[0], "cancel", None, None)
-            return active[0]
-        return None
+        if not active or active[1] == self.owner:
+            return None
+        await q.add_run_request(self.db, active[0], "cancel", None, None)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and await q.active_run(self.db, session_id, self.stale_after):
+            await asyncio.sleep(0.1)  # the owner picks the request up within REMOTE_POLL_S
+        return active[0]
 
     async def tool_result(self, session_id: str, request_id: str, result: dict) -> bool:
         run = self.runs.get(session_id)

@@ -34,7 +34,9 @@ LOCAL_TOOLS: list[dict[str, Any]] = [
     {
         "name": "write_file_local",
         "description": "Create a file, or compactly rewrite an existing one that was read first, on the user's "
-                       "machine. Returns a unified diff. Prefer edit_file_local for targeted changes.",
+                       "machine. Returns a unified diff. Prefer edit_file_local for targeted changes. The "
+                       "parent directory must already exist (this tool fails otherwise): create it first "
+                       "with execute_bash_local, e.g. `mkdir -p <dir>`.",
         "input_schema": {"type": "object", "properties": {
             "path": _PATH, "content": {"type": "string", "description": "The complete new file content."}},
             "required": ["path", "content"]},

@@ -1,4 +1,5 @@
-"""An explicit cancel stops the upstream request, ends the stream and stores the partial answer."""
+"""An explicit cancel, or an expire of a session with a live run (all the headless CLI sends on Ctrl-C),
+stops the upstream request, ends the stream and stores the partial answer; the session is free at once."""
 from __future__ import annotations
 
 import asyncio
@@ -145,3 +146,44 @@ async def test_a_cancel_during_the_final_bookkeeping_is_ignored(service, alice):
     assert end.type == "finish" and end.data["finishReason"] != "cancelled"
     assert [status for status, _ in assistant_rows(service.db, sid)] == ["complete"]
     assert (await alice.turn(sid, "next")).terminal["type"] == "finish"
+
+
+async def test_expire_during_an_answer_cancels_the_run(service, alice):
+    """Headless Ctrl-C: the CLI sends only POST .../expire, then `seqera ai -c` sends the next message."""
+    held = await start_held_turn(alice, service.anthropic, "an answer cut short by ctrl-c", message="first")
+    sid, stream = held.sid, held.stream
+    r = await alice.expire(sid)
+    assert r.status == 200 and r.body["cancelled_run_id"] == held.sent.body["run_id"]
+    # The run is over by the time expire answers: the next message is accepted, not 409.
+    nxt = await alice.send(sid, "second")
+    assert nxt.status == 200, nxt.text
+    end = await stream.until(lambda e: e.type in TERMINAL)
+    await stream.close()
+    assert end.type == "finish" and end.data["finishReason"] == "cancelled"
+    assert [status for status, _ in assistant_rows(service.db, sid)][:1] == ["cancelled"]
+    rec = service.anthropic.message_requests[0]
+    await eventually(lambda: rec.extra.get("client_disconnected"), what="the model request to be closed")
+
+
+async def test_expire_while_waiting_for_a_tool_result_frees_the_session(service, alice):
+    service.anthropic.script(Reply.tool_use("execute_bash_local", {"command": "sleep 1000"}))
+    sid = await alice.create_session(cwd="/work/ctrl-c")
+    await alice.send(sid, "run a long thing")
+    stream = await alice.open_events(sid)
+    await stream.until_type("execute-local")
+    assert (await alice.expire(sid)).status == 200
+    end = await stream.until(lambda e: e.type in TERMINAL)
+    await stream.close()
+    assert end.data.get("finishReason") == "cancelled"
+    r = await alice.list_sessions(limit=10, cwd="/work/ctrl-c", status="expired")  # what `-c` asks
+    assert [s["session_id"] for s in r.body["sessions"]] == [sid]
+    assert (await alice.turn(sid, "next")).terminal["type"] == "finish"
+
+
+async def test_expire_without_a_live_run_cancels_nothing(service, alice):
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "hello")
+    r = await alice.expire(sid)
+    assert r.status == 200 and r.body["cancelled_run_id"] is None
+    assert turn.terminal["finishReason"] == "stop"
+    assert [status for status, _ in assistant_rows(service.db, sid)] == ["complete"]

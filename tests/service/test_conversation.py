@@ -18,6 +18,14 @@ def tool_names(request) -> set[str]:
     return {t["name"] for t in request.json.get("tools") or []}
 
 
+async def history_parts(cli, sid) -> list[dict]:
+    """Every part of a session's stored history, as the CLI loads it when it resumes (`history_only`)."""
+    hist = await cli.open_events(sid, cursor=0, history_only=True)
+    await hist.read_to_end()
+    await hist.close()
+    return hist.parts()
+
+
 def last_user_blocks(request) -> list:
     msg = request.json["messages"][-1]
     assert msg["role"] == "user"
@@ -49,8 +57,11 @@ async def test_tool_call_round_trip(service, alice):
     assert call["args"] == {"command": f"echo {sentinel}"}
     types = turn.types
     assert types.index("execute-local") < types.index("finish")
-    tool_results = [p for p in turn.parts if p["type"] == "tool-result"]
-    assert tool_results and sentinel in json.dumps(tool_results[0]["result"])
+    # The CLI shows the result it ran and posted: the live stream never sends it back a second time ...
+    assert "tool-result" not in types
+    # ... but the history a resumed session loads (`history_only`) has it, for the CLI to show.
+    [stored] = [p for p in await history_parts(alice, sid) if p.get("type") == "tool-result"]
+    assert stored["toolCallId"] == call["requestId"] and sentinel in json.dumps(stored["result"])
     assert "I will run that command for you." in turn.text
     assert (RESULT_PREFIX + sentinel) in turn.text
     assert turn.terminal == {**turn.terminal, "type": "finish", "finishReason": "stop"}
@@ -104,6 +115,10 @@ async def test_tool_the_cli_does_not_know(service, alice):
     sid = await alice.create_session()
     turn = await alice.turn(sid, "make a dir", tools=run_bash)
     assert turn.terminal["type"] == "finish"
+    # Not run by the CLI (no execute-local): the live stream is the only place the CLI learns the result.
+    assert "execute-local" not in turn.types
+    [result] = [p for p in turn.parts if p["type"] == "tool-result"]
+    assert "was not run" in result["result"]
     second = service.anthropic.message_requests[1]
     assert [b for b in last_user_blocks(second) if b.get("type") == "tool_result"]
 

@@ -291,3 +291,84 @@ async def test_unavailable_database_is_logged_once_with_host_port_user_and_reaso
     assert lines[0].startswith(f"database unavailable: {where}"), lines[0]
     assert logged in lines[0].removeprefix(f"database unavailable: {where}"), lines[0]
     sentinels.assert_absent(lines[0] + ready.text, "the database failure", also={"wrong": "wrong-SENTINEL"})
+
+
+async def test_a_replay_mysql_cannot_serve_is_a_503_before_the_stream_starts(outage_service, make_service):
+    svc = outage_service
+    alice = svc.cli(svc.sentinels.alice_token)
+    sid = await alice.create_session()
+    await alice.turn(sid, "something to replay")
+    # Another replica (or this one after a restart): nothing of the session's runs in its memory.
+    other = await make_service(env_overrides=svc.db.env(), migrate=False)
+    replica = other.cli(svc.sentinels.alice_token)
+    svc.mariadb.stop()
+    for cli, kw in ((alice, {"cursor": 0, "history_only": True}), (replica, {"cursor": 1}), (replica, {})):
+        stream = await cli.open_events(sid, expect=503, **kw)  # never a 200 with an empty or gappy body
+        assert stream.resp.headers.get("Retry-After"), kw
+        await stream.close()
+    r = await alice.get(f"/v1/cli/sessions/{sid}/events?cursor=0&history_only=true")
+    assert r.status == 503 and "database" in r.detail.lower()
+    svc.mariadb.start()
+    r = await wait_status(lambda: alice.get(f"/v1/cli/sessions/{sid}/events?cursor=0&history_only=true"), 200)
+    assert r.text.count('"type":"finish"') == 1 and r.text.endswith("event: done\ndata: {}\n\n")
+
+
+async def test_a_live_stream_with_an_old_cursor_needs_no_mysql_for_the_run_in_memory(outage_service):
+    """`cursor=1` while the session's second run streams and MySQL is down: the stream starts at that run's
+    first event (a live stream never carries earlier runs' events) and skips none of its ids."""
+    svc = outage_service
+    alice = svc.cli(svc.sentinels.alice_token)
+    sid = await alice.create_session()
+    first = await alice.turn(sid, "first")
+    held = await start_held_turn(alice, svc.anthropic, "the second answer goes on", message="second", sid=sid)
+    ids = [e.id for e in held.stream.events if e.id is not None]
+    svc.mariadb.stop()
+    again = await alice.open_events(sid, cursor=1)
+    await again.until_type("text-delta")
+    assert again.parts()[1]["type"] == "start"  # after the id-less history_end
+    assert [e.id for e in again.events if e.id is not None] == ids
+    assert min(ids) > max(e.id for e in first.events if e.id is not None)
+    await again.close()
+    svc.mariadb.start()
+    svc.anthropic.release()
+    await held.stream.until(lambda e: e.type in ("finish", "error"))
+    await held.stream.close()
+
+
+PAGE_EVENTS = 500  # agent_backend.events.PAGE: events per replay query
+BIG_DELTA = "x" * 40_000  # 500 of them (20 MB) cannot sit in socket buffers: the service is still writing them
+
+
+@pytest.mark.parametrize("how", ["history_only", "live_from_another_replica"])
+async def test_an_outage_mid_replay_ends_the_stream_with_an_error_part(outage_service, make_service, how):
+    from agent_backend import events
+
+    assert events.PAGE == PAGE_EVENTS
+    svc = outage_service
+    alice = svc.cli(svc.sentinels.alice_token)
+    sid = await alice.create_session()
+    run_id = str(uuid.uuid4())
+    data = json.dumps({"type": "text-delta", "delta": BIG_DELTA})
+
+    def store_two_pages() -> None:  # the events of a long run, as the event writer stores them
+        with svc.db.connect() as conn, conn.cursor() as cur:
+            for start in range(1, 2 * PAGE_EVENTS + 1, 100):
+                cur.executemany("INSERT INTO events (session_id, seq, run_id, type, data) VALUES (%s,%s,%s,%s,%s)",
+                                [(sid, seq, run_id, "text-delta", data) for seq in range(start, start + 100)])
+    await asyncio.to_thread(store_two_pages)
+    if how == "history_only":
+        stream = await alice.open_events(sid, cursor=0, history_only=True)
+    else:
+        other = await make_service(env_overrides=svc.db.env(), migrate=False)
+        stream = await other.cli(svc.sentinels.alice_token).open_events(sid, cursor=1)
+    # The first page was read before the answer started; the service is writing it while this test reads
+    # nothing. Now the database goes away, before the second page can be read.
+    svc.mariadb.kill()
+    await stream.read_to_end()
+    await stream.close()
+    ids = [e.id for e in stream.events if e.id is not None]
+    assert ids == list(range(1, PAGE_EVENTS + 1))  # contiguous: nothing skipped
+    last = stream.parts()[-1]
+    assert last["type"] == "error" and "database" in last["error"]
+    assert not [e for e in stream.events if e.event == "done"]  # never presented as the whole history
+    svc.mariadb.start()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.service.cli import eventually, start_held_turn
+from tests.support.standins.anthropic import Reply
+
+from tests.service.cli import eventually, run_bash, start_held_turn
 
 ANSWER = "alpha beta gamma delta epsilon zeta eta theta"
 
@@ -107,3 +109,53 @@ async def test_heartbeats_keep_an_idle_stream_alive(service, alice):
     service.anthropic.release()
     await stream.until_type("finish")
     await stream.close()
+
+
+async def test_a_reconnect_replayed_from_mysql_leaves_out_the_clis_own_tool_results(service, make_service, alice):
+    """Another replica (nothing of the run in its memory) replays a finished run from MySQL: the result of the
+    command the CLI ran is not sent to a live stream, the service's own text about it is."""
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "please run `echo from-the-cli`", tools=run_bash)
+    first_id = min(e.id for e in turn.events if e.id is not None)
+    other = await make_service(migrate=False)
+    again = await other.cli(other.sentinels.alice_token).open_events(sid, cursor=first_id)
+    await again.until_type("finish")
+    await again.close()
+    assert "execute-local" in again.types() and "tool-result" not in again.types()
+    assert again.text() == turn.text
+
+
+async def test_a_new_runs_stream_never_begins_with_the_cancelled_runs_end(service, alice):
+    """The TUI after Esc-Esc: it keeps its cursor across runs, so it asks for the next run's events with a
+    cursor that points into the run it cancelled (it stopped reading that stream when it cancelled)."""
+    sid = await alice.create_session()
+    first = await alice.turn(sid, "first question")  # the TUI's first stream has no cursor
+    cursor = max(e.id for e in first.events if e.id is not None) + 1
+    service.anthropic.script(Reply.held("the answer to be interrupted", hold_after=2))
+    assert (await alice.send(sid, "second question")).status == 200
+    second = await alice.open_events(sid, cursor=cursor)
+    await second.until_type("text-delta")
+    cursor = second.last_id + 1  # inside the second run
+    assert (await alice.cancel(sid)).status == 200  # Esc-Esc: cancel, and the TUI stops reading
+    second.drop()
+
+    service.anthropic.script(Reply.text("the third answer"))
+    assert (await alice.send(sid, "third question")).status == 200
+    third = await alice.open_events(sid, cursor=cursor)
+    await third.until_type("finish")
+    await third.close()
+    parts = [p for p in third.parts() if p["type"] != "history_end"]
+    assert parts[0]["type"] == "start" and parts[-1] == {**parts[-1], "type": "finish", "finishReason": "stop"}
+    assert third.text() == "the third answer"
+    assert not [p for p in parts if p.get("finishReason") == "cancelled"]
+
+
+async def test_a_cursor_inside_the_latest_run_is_exact_after_it_ended(service, alice):
+    sid = await alice.create_session()
+    await alice.turn(sid, "first")
+    turn = await alice.turn(sid, "second")
+    ids = [e.id for e in turn.events if e.id is not None]
+    again = await alice.open_events(sid, cursor=ids[1])
+    await again.until_type("finish")
+    await again.close()
+    assert [e.id for e in again.events if e.id is not None] == ids[1:]

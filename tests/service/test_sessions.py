@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+from tests.service.cli import start_held_turn
 from tests.support.standins.anthropic import DEFAULT_ANSWER
 
 
@@ -31,19 +32,35 @@ async def test_list_is_newest_first_with_the_fields_the_cli_shows(service, alice
 
 
 async def test_list_filters_by_cwd_status_and_limit(service, alice):
+    """`status=expired` means resumable: no live run, whether or not an expire arrived; `active`: a live run."""
     a = await alice.create_session(cwd="/work/a")
     b = await alice.create_session(cwd="/work/b")
-    c = await alice.create_session(cwd="/work/a")
+    c = await alice.create_session(cwd="/work/a")  # never expired (a closed terminal, a lost expire)
     await alice.expire(a)
     await alice.expire(b)
-    r = await alice.list_sessions(limit=10, cwd="/work/a", status="expired")
-    assert [s["session_id"] for s in r.body["sessions"]] == [a]  # c is not expired, b is elsewhere
-    r = await alice.list_sessions(limit=20, status="expired")
-    assert {s["session_id"] for s in r.body["sessions"]} == {a, b}
-    r = await alice.list_sessions(limit=1)
-    assert len(r.body["sessions"]) == 1
-    r = await alice.list_sessions(limit=10, cwd="/work/a")
-    assert {s["session_id"] for s in r.body["sessions"]} >= {a, c}
+    live = (await start_held_turn(alice, service.anthropic, "still answering", sid=await alice.create_session(
+        cwd="/work/a"))).sid
+    try:
+        r = await alice.list_sessions(limit=10, cwd="/work/a", status="expired")  # the CLI's `-c` query
+        assert [s["session_id"] for s in r.body["sessions"]] == [c]  # the newest there without a live run
+        r = await alice.list_sessions(limit=20, status="expired")  # the TUI's session picker
+        assert {s["session_id"] for s in r.body["sessions"]} == {a, b, c}
+        r = await alice.list_sessions(limit=20, status="active")
+        assert [s["session_id"] for s in r.body["sessions"]] == [live]
+        r = await alice.list_sessions(limit=1)
+        assert len(r.body["sessions"]) == 1
+        r = await alice.list_sessions(limit=10, cwd="/work/a")
+        assert {s["session_id"] for s in r.body["sessions"]} == {a, c, live}
+    finally:
+        service.anthropic.release()
+
+
+async def test_continue_resumes_a_session_that_was_never_expired(service, alice):
+    sid = await alice.create_session(cwd="/work/closed-terminal")
+    await alice.turn(sid, "the terminal closed after this answer, so no expire was sent")
+    r = await alice.list_sessions(limit=10, cwd="/work/closed-terminal", status="expired")
+    assert [s["session_id"] for s in r.body["sessions"]] == [sid]
+    assert r.body["sessions"][0]["expired_at"] is None
 
 
 async def test_resume_sends_the_earlier_turns_to_the_model(service, alice):
