@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
 import subprocess
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.service.cli import Cli
+from tests.service.cli import Cli, eventually
 from tests.support import paths
 from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, Reply, tool_result_text
 
@@ -24,29 +25,42 @@ def project(tmp_path) -> Path:
     return p
 
 
+class Seqera:
+    """The real CLI offline against a backend URL, in the project directory: `await seqera(url, *args)` runs
+    it to the end; `seqera.start(url, *args)` returns the running process (for signals)."""
+
+    def __init__(self, home: Path, project: Path, log_file: Path, token: str) -> None:
+        self.home, self.project, self.log_file, self.token = home, project, log_file, token
+
+    def env(self, url: str, token: str | None = None) -> dict[str, str]:
+        return {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "SEQERA_AI_BACKEND_URL": url,
+            "SEQERA_ACCESS_TOKEN": token or self.token,
+            "SEQERA_NO_KEYCHAIN": "true",
+            "SEQERA_LOG_FILE": str(self.log_file),
+            "NO_COLOR": "1",
+        }
+
+    async def __call__(self, url: str, *args: str, token: str | None = None,
+                       timeout: float = 120) -> subprocess.CompletedProcess:
+        return await asyncio.to_thread(
+            subprocess.run, [str(paths.SEQERA_CLI), *args], cwd=self.project, env=self.env(url, token),
+            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def start(self, url: str, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([str(paths.SEQERA_CLI), *args], cwd=self.project, env=self.env(url),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
 @pytest.fixture
-def seqera(tmp_path, project, sentinels):
-    """`seqera(*args)` runs the real CLI offline against a backend URL, in the project directory."""
+def seqera(tmp_path, project, sentinels) -> Seqera:
     home = tmp_path / "home"
     home.mkdir()
     assert paths.SEQERA_CLI.exists(), f"{paths.SEQERA_CLI} missing: run ci/setup.sh"
-
-    async def run(url: str, *args: str, token: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(home),
-            "LANG": "C.UTF-8",
-            "SEQERA_AI_BACKEND_URL": url,
-            "SEQERA_ACCESS_TOKEN": token or sentinels.alice_token,
-            "SEQERA_NO_KEYCHAIN": "true",
-            "SEQERA_LOG_FILE": str(tmp_path / "cli-events.jsonl"),
-            "NO_COLOR": "1",
-        }
-        return await asyncio.to_thread(
-            subprocess.run, [str(paths.SEQERA_CLI), *args], cwd=project, env=env, capture_output=True,
-            text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-    return run
+    return Seqera(home, project, tmp_path / "cli-events.jsonl", sentinels.alice_token)
 
 
 async def list_sessions(url, token, cwd):
@@ -120,3 +134,69 @@ async def test_seqera_info_reads_the_service(service_process, seqera):
     r = await seqera(proc.url, "info")
     assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
     assert "alice" in r.stdout + r.stderr
+
+
+async def held_headless_run(seqera: Seqera, url: str, anthropic) -> subprocess.Popen:
+    """`seqera ai --headless` whose answer has started and is held by the model (until release())."""
+    anthropic.script(Reply.held("the beginning of an answer that takes its time", hold_after=2))
+    cli = seqera.start(url, "ai", "--headless", "Tell me a long story")
+    held = await asyncio.to_thread(anthropic.wait_held, 60)
+    assert held, f"the model was never asked; the CLI said: {cli.communicate(timeout=30)}"
+    return cli
+
+
+async def test_ctrl_c_then_continue_resumes_at_once(service_process, seqera, project, sentinels, anthropic_standin):
+    """Headless Ctrl-C sends only an expire: it ends the run, so `-c` right after is accepted (not 409)."""
+    proc = service_process()
+    cli = await held_headless_run(seqera, proc.url, anthropic_standin)
+    cli.send_signal(signal.SIGINT)
+    await asyncio.to_thread(cli.communicate, timeout=60)
+    [session] = await list_sessions(proc.url, sentinels.alice_token, project)
+
+    again = await seqera(proc.url, "ai", "--headless", "-c", "Go on, please")
+    assert again.returncode == 0, f"stdout:\n{again.stdout}\nstderr:\n{again.stderr}"
+    assert "409" not in again.stderr and "No expired session found" not in again.stderr
+    assert again.stdout.strip() == DEFAULT_ANSWER
+    assert [s["session_id"] for s in await list_sessions(proc.url, sentinels.alice_token, project)] == \
+        [session["session_id"]]
+    async with aiohttp.ClientSession() as http:
+        msgs = (await Cli(http, proc.url, sentinels.alice_token).messages(session["session_id"])).body["messages"]
+    assert [(m["role"], m["status"]) for m in msgs][:2] == [("user", "complete"), ("assistant", "cancelled")]
+    assert msgs[1]["content"].startswith("the beginning")
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["same_service", "after_a_service_restart"])
+async def test_closed_terminal_then_continue_resumes(service_process, seqera, project, sentinels,
+                                                    anthropic_standin, restart):
+    """The terminal closes mid-answer (SIGHUP: the CLI exits without expire); `-c` in that directory later,
+    also after the service restarted, resumes that session rather than starting a new one."""
+    proc = service_process()
+    cli = await held_headless_run(seqera, proc.url, anthropic_standin)
+    cli.send_signal(signal.SIGHUP)
+    await asyncio.to_thread(cli.communicate, timeout=60)
+    [session] = await list_sessions(proc.url, sentinels.alice_token, project)
+    anthropic_standin.release()  # the answer completes with nobody listening
+    async with aiohttp.ClientSession() as http:
+        alice = Cli(http, proc.url, sentinels.alice_token)
+        await eventually(lambda: alice.messages(session["session_id"]),
+                         lambda r: len(r.body["messages"]) == 2, what="the answer to be stored")
+    assert session["expired_at"] is None  # no expire arrived
+    if restart:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        proc.start()
+
+    again = await seqera(proc.url, "ai", "--headless", "-c", "Where were we?")
+    assert again.returncode == 0, f"stdout:\n{again.stdout}\nstderr:\n{again.stderr}"
+    assert "No expired session found" not in again.stderr
+    assert [s["session_id"] for s in await list_sessions(proc.url, sentinels.alice_token, project)] == \
+        [session["session_id"]]
+    assert "Tell me a long story" in str(anthropic_standin.message_requests[-1].json["messages"])
+
+
+async def test_a_local_tool_result_is_printed_once(service_process, seqera, project):
+    proc = service_process()
+    marker = f"printed-once-{secrets.token_hex(6)}"
+    r = await seqera(proc.url, "ai", "--headless", "--show-tool-results", f"Please run `echo {marker}`")
+    assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    assert r.stderr.count("[tool result]") == 1 and r.stderr.count(marker) == 1, r.stderr
