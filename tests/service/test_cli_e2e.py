@@ -7,60 +7,13 @@ import asyncio
 import secrets
 import signal
 import subprocess
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.service.cli import Cli, eventually
-from tests.support import paths
+from tests.service.harness import Seqera
 from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, Reply, tool_result_text
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    p = tmp_path / "pipeline"
-    p.mkdir()
-    (p / "main.nf").write_text("workflow { println 'hello' }\n")
-    return p
-
-
-class Seqera:
-    """The real CLI offline against a backend URL, in the project directory: `await seqera(url, *args)` runs
-    it to the end; `seqera.start(url, *args)` returns the running process (for signals)."""
-
-    def __init__(self, home: Path, project: Path, log_file: Path, token: str) -> None:
-        self.home, self.project, self.log_file, self.token = home, project, log_file, token
-
-    def env(self, url: str, token: str | None = None) -> dict[str, str]:
-        return {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(self.home),
-            "LANG": "C.UTF-8",
-            "SEQERA_AI_BACKEND_URL": url,
-            "SEQERA_ACCESS_TOKEN": token or self.token,
-            "SEQERA_NO_KEYCHAIN": "true",
-            "SEQERA_LOG_FILE": str(self.log_file),
-            "NO_COLOR": "1",
-        }
-
-    async def __call__(self, url: str, *args: str, token: str | None = None,
-                       timeout: float = 120) -> subprocess.CompletedProcess:
-        return await asyncio.to_thread(
-            subprocess.run, [str(paths.SEQERA_CLI), *args], cwd=self.project, env=self.env(url, token),
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-    def start(self, url: str, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([str(paths.SEQERA_CLI), *args], cwd=self.project, env=self.env(url),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-
-
-@pytest.fixture
-def seqera(tmp_path, project, sentinels) -> Seqera:
-    home = tmp_path / "home"
-    home.mkdir()
-    assert paths.SEQERA_CLI.exists(), f"{paths.SEQERA_CLI} missing: run ci/setup.sh"
-    return Seqera(home, project, tmp_path / "cli-events.jsonl", sentinels.alice_token)
 
 
 async def list_sessions(url, token, cwd):

@@ -1,0 +1,108 @@
+"""The real Seqera CLI's interactive TUI (`seqera ai`, 1.12.0), driven through tmux against the service
+running as `python -m agent_backend`: what a user types and what the screen then shows."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shlex
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.service.cli import Cli, eventually
+from tests.service.harness import Seqera
+from tests.support import paths
+from tests.support.standins.anthropic import Reply
+
+SCREEN_WAIT = 90.0  # a bound on each wait for the screen, not a timing assertion
+
+
+class Tui:
+    """`seqera ai [args]` in a detached tmux session of its own (its own tmux server socket)."""
+
+    def __init__(self, seqera: Seqera, url: str, workdir: Path, *args: str) -> None:
+        self.socket = f"ab-tui-{secrets.token_hex(4)}"
+        script = workdir / f"{self.socket}.sh"
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in {**seqera.env(url), "TERM": "xterm-256color"}.items())
+        script.write_text(f"#!/bin/sh\ncd {shlex.quote(str(seqera.project))}\n"
+                          f"exec env -i {env} {shlex.quote(str(paths.SEQERA_CLI))} ai {shlex.join(args)}\n")
+        script.chmod(0o755)
+        self._tmux("new-session", "-d", "-x", "160", "-y", "50", str(script))
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-f", "/dev/null", "-L", self.socket, *args], check=True,
+                              capture_output=True, text=True, timeout=30).stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-J")
+
+    def keys(self, *keys: str) -> None:
+        self._tmux("send-keys", *keys)
+
+    async def shows(self, text: str, what: str) -> str:
+        try:
+            return await eventually(lambda: asyncio.to_thread(self.screen), lambda screen: text in screen,
+                                    what=what, timeout=SCREEN_WAIT, interval=0.2)
+        except AssertionError:
+            raise AssertionError(f"the screen never showed {what} ({text!r}); it shows:\n{self.screen()}") from None
+
+    async def type_line(self, line: str) -> None:
+        await self.shows("shift+enter newline", "the prompt")
+        self.keys("-l", line)
+        self.keys("Enter")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def tui(seqera, tmp_path):
+    opened: list[Tui] = []
+
+    def start(url: str, *args: str) -> Tui:
+        t = Tui(seqera, url, tmp_path, *args)
+        opened.append(t)
+        return t
+
+    yield start
+    for t in opened:
+        t.close()
+
+
+async def test_after_esc_esc_the_next_answer_shows(service_process, tui, anthropic_standin, sentinels, project):
+    proc = service_process()
+    anthropic_standin.script(Reply.text("TUI-FIRST-ANSWER"),
+                             Reply.held("TUI-INTERRUPTED words and then much more", hold_after=1),
+                             Reply.text("TUI-THIRD-ANSWER after the interruption"))
+    screen = tui(proc.url)
+    await screen.type_line("first question")
+    await screen.shows("TUI-FIRST-ANSWER", "the first answer")
+    await screen.type_line("second question")
+    await screen.shows("TUI-INTERRUPTED", "the start of the second answer")
+    screen.keys("Escape")
+    await screen.shows("Press ESC again to interrupt", "the TUI asking for the second Esc")
+    screen.keys("Escape")
+    async with aiohttp.ClientSession() as http:
+        alice = Cli(http, proc.url, sentinels.alice_token)
+        [session] = (await alice.list_sessions(limit=10, cwd=str(project))).body["sessions"]
+        await eventually(lambda: alice.messages(session["session_id"]),
+                         lambda r: [m["status"] for m in r.body["messages"]][-1:] == ["cancelled"],
+                         what="the interrupted answer to be stored as cancelled", timeout=SCREEN_WAIT)
+    await screen.type_line("third question")
+    await screen.shows("TUI-THIRD-ANSWER", "the answer after the interruption")
+
+
+async def test_a_resumed_session_shows_the_local_tool_result(service_process, seqera, tui, anthropic_standin):
+    proc = service_process()
+    output = f"tool-output-{secrets.token_hex(4)}"
+    # printf's arguments do not contain its output: only the tool's result can put it on the screen.
+    anthropic_standin.script(Reply.tool_use("execute_bash_local", {"command": f"printf 'tool-%s' {output[5:]}"}),
+                             Reply.text("TUI-RESUMED: the command ran."))
+    first = await seqera(proc.url, "ai", "--headless", "run the command")
+    assert first.returncode == 0, first.stderr
+    screen = tui(proc.url, "-c")
+    await screen.shows("TUI-RESUMED", "the resumed conversation")
+    screen.keys("C-o")  # the TUI folds a tool's output: show it
+    await screen.shows(output, "the tool's result in the resumed history")
