@@ -60,6 +60,17 @@ def alive(pid: int) -> bool:
     return "Z" not in state.split()[1:2]
 
 
+def still_alive(pids: list[int], timeout: float = 30.0) -> list[int]:
+    """The pids among `pids` still alive once `timeout` seconds have passed, polling: a killed process
+    can take a moment to go (a signal still being delivered, a zombie not yet reaped) on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in pids if alive(p)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
 def reported_pids(output: str) -> list[int]:
     """The pids the demo reported starting (`started ... (pid N)`)."""
     return [int(p) for p in re.findall(r"\(pid (\d+)\)", output)]
@@ -179,7 +190,7 @@ def interactive_demo(tmpdir_short: Path) -> Iterator[InteractiveDemo]:
 def assert_nothing_left(demo: InteractiveDemo, pids: list[int], demo_dir: Path) -> None:
     """Every pid the demo reported is gone, and so are its temp directory and anything under TMPDIR."""
     assert len(pids) >= 3, f"the demo did not report what it started:\n{demo.output[-6000:]}"
-    assert [p for p in pids if alive(p)] == [], demo.output[-6000:]
+    assert still_alive(pids) == [], demo.output[-6000:]
     assert not demo_dir.exists(), f"{demo_dir} left behind"
     assert not processes_referring_to(str(demo.tmpdir))
     assert sorted(p.name for p in demo.tmpdir.iterdir()) == [], "temp files left behind"
@@ -191,8 +202,8 @@ def test_ctrl_c_stops_the_interactive_demo_and_leaves_nothing_behind(interactive
     start = time.monotonic()
     demo.proc.send_signal(signal.SIGINT)
     demo.read_until("\n==> Summary", timeout=30)
-    rc = demo.proc.wait(10)
-    assert time.monotonic() - start < 30
+    rc = demo.proc.wait(60)
+    assert time.monotonic() - start < 120  # a hang bound, not a timing check
     assert rc == 0, demo.output[-6000:]
     assert f"removed {demo_dir}" in demo.output
     assert_nothing_left(demo, pids, demo_dir)
@@ -221,10 +232,9 @@ def test_a_cli_that_hangs_silently_is_killed_at_the_deadline(tmp_path: Path, mon
         start = time.monotonic()
         with pytest.raises(demo_module.StepFailed, match="did not finish within 2s; its process group was killed"):
             demo.seqera("hello", cwd=tmp_path)
-        assert time.monotonic() - start < 15
+        assert time.monotonic() - start < 120  # a hang bound (the child sleeps 600 s), not a timing check
         [cli] = demo.cli_procs
-        assert not alive(cli.pid)
-        assert not alive(int(child_pid.read_text()))  # the CLI's children went with it
+        assert still_alive([cli.pid, int(child_pid.read_text())]) == []  # the CLI's children went with it
     finally:
         demo.cleanup()
 
