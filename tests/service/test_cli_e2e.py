@@ -126,7 +126,11 @@ async def test_closed_terminal_then_continue_resumes(service_process, seqera, pr
     proc = service_process()
     cli = await held_headless_run(seqera, proc.url, anthropic_standin)
     cli.send_signal(signal.SIGHUP)
-    await asyncio.to_thread(cli.communicate, timeout=60)
+    try:
+        await asyncio.to_thread(cli.communicate, timeout=15)
+    except subprocess.TimeoutExpired:  # a CLI that outlives its hang-up (pipes here, no tty to lose) is killed,
+        cli.kill()                     # as a closed terminal's would be: either way no expire was sent
+        await asyncio.to_thread(cli.communicate, timeout=60)
     [session] = await list_sessions(proc.url, sentinels.alice_token, project)
     anthropic_standin.release()  # the answer completes with nobody listening
     async with aiohttp.ClientSession() as http:
