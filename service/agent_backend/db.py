@@ -383,6 +383,8 @@ def dumps(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 
 SESSION_COLS = "id, user_id, organization_id, cwd, title, created_at, last_used, expired_at"
+# A live run (of runs aliased `r`): running, and its owner heart-beat after the cutoff bound to %s.
+LIVE_RUN = "r.status='running' AND r.heartbeat_at > %s"
 
 
 def session_row(row: tuple) -> dict:
@@ -413,7 +415,7 @@ async def list_sessions(db: Database, user_id: str, *, limit: int, cwd: str | No
                         status: str | None, stale_after_s: float) -> list[dict]:
     """A user's sessions, newest first. `status`: "expired" = resumable, without a live run (whether or not
     the CLI's expire ever arrived: a closed terminal sends none, a restart loses one); "active" = with one.
-    A live run is one `active_run` would return (running, heartbeat fresher than `stale_after_s`)."""
+    A live run is LIVE_RUN with the cutoff `stale_after_s` ago, as in `active_run`."""
     sql = f"SELECT {SESSION_COLS} FROM sessions WHERE user_id=%s"
     args: list[Any] = [user_id]
     if cwd is not None:
@@ -421,7 +423,7 @@ async def list_sessions(db: Database, user_id: str, *, limit: int, cwd: str | No
         args.append(cwd)
     if status in ("expired", "active"):
         sql += (f" AND {'NOT ' if status == 'expired' else ''}EXISTS (SELECT 1 FROM runs r WHERE"
-                " r.session_id=sessions.id AND r.status='running' AND r.heartbeat_at > %s)")
+                f" r.session_id=sessions.id AND {LIVE_RUN})")
         args.append(utc_ago(stale_after_s))
     sql += " ORDER BY last_used DESC, created_at DESC LIMIT %s"
     args.append(limit)
@@ -454,8 +456,8 @@ async def list_messages(db: Database, session_id: str) -> list[dict]:
 async def active_run(db: Database | Tx, session_id: str, stale_after_s: float) -> tuple | None:
     """The running run of a session whose owner is still alive (heartbeat fresh), if any."""
     return await db.fetchone(
-        "SELECT id, owner FROM runs WHERE session_id=%s AND status='running' AND heartbeat_at > %s"
-        " ORDER BY started_at DESC LIMIT 1",
+        f"SELECT r.id, r.owner FROM runs r WHERE r.session_id=%s AND {LIVE_RUN}"
+        " ORDER BY r.started_at DESC LIMIT 1",
         (session_id, utc_ago(stale_after_s)))
 
 

@@ -315,7 +315,7 @@ class EventStreamer:
         be read, the stream ends with an error part; while merely waiting for events it keeps trying."""
         await resp.write(b": ping\n\n" + frame(None, '{"type":"history_end"}'))
         last_write = time.monotonic()
-        behind = rows is not None and len(rows) == PAGE  # more stored events to replay than the page held
+        behind = False  # the last page read was full: more stored events to replay
         while True:
             hub = self.hubs.get(session_id)
             if rows is None and hub is not None and pos >= hub.first_seq:

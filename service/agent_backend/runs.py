@@ -473,8 +473,8 @@ class RunManager:
                 conn,
                 "START TRANSACTION;"
                 " SELECT s.local_execution, s.cwd, s.directory_context, s.instruction_context,"
-                " (SELECT CONCAT(r.id, ' ', r.owner) FROM runs r WHERE r.session_id=s.id AND r.status='running'"
-                "   AND r.heartbeat_at > %s ORDER BY r.started_at DESC LIMIT 1),"
+                f" (SELECT CONCAT(r.id, ' ', r.owner) FROM runs r WHERE r.session_id=s.id AND {q.LIVE_RUN}"
+                "   ORDER BY r.started_at DESC LIMIT 1),"
                 " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id=s.id),"
                 " EXISTS(SELECT 1 FROM messages m WHERE m.session_id=s.id)"
                 " FROM sessions s WHERE s.id=%s AND s.user_id=%s FOR UPDATE", (cutoff, sid, user.id))

@@ -26,10 +26,14 @@ class Tui:
     def __init__(self, seqera: Seqera, url: str, workdir: Path, *args: str) -> None:
         self.socket = f"ab-tui-{secrets.token_hex(4)}"
         script = workdir / f"{self.socket}.sh"
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in {**seqera.env(url), "TERM": "xterm-256color"}.items())
-        script.write_text(f"#!/bin/sh\ncd {shlex.quote(str(seqera.project))}\n"
-                          f"exec env -i {env} {shlex.quote(str(paths.SEQERA_CLI))} ai {shlex.join(args)}\n")
-        script.chmod(0o755)
+        # The environment is set with shell builtins (the token never appears on a process's argv): first
+        # everything tmux passed on is unset, then only the CLI's own variables are exported.
+        exports = "".join(f"export {k}={shlex.quote(v)}\n"
+                          for k, v in {**seqera.env(url), "TERM": "xterm-256color"}.items())
+        script.write_text("#!/bin/bash\nfor v in $(compgen -e); do unset \"$v\"; done\n" + exports +
+                          f"cd {shlex.quote(str(seqera.project))}\n"
+                          f"exec {shlex.quote(str(paths.SEQERA_CLI))} ai {shlex.join(args)}\n")
+        script.chmod(0o700)
         self._tmux("new-session", "-d", "-x", "160", "-y", "50", str(script))
 
     def _tmux(self, *args: str) -> str:
