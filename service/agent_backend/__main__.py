@@ -5,14 +5,16 @@ listened on: in use, not permitted); either is one CRITICAL log line naming the 
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import signal
 import socket
 import sys
 
 from aiohttp import web
 
-from .app import create_app
+from .app import create_app, drain_then_stop
 from .config import ConfigError, load_config
 from .logs import log, setup_logging
 
@@ -24,6 +26,12 @@ async def _freeze_heap(app) -> None:
     gc.freeze()
     # Fewer young-generation passes, so short-lived stream objects rarely reach (and trigger) gen2.
     gc.set_threshold(50_000, 20, 20)
+
+
+async def _handle_signals(app) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, drain_then_stop, app)
 
 
 def main() -> int:
@@ -46,10 +54,12 @@ def main() -> int:
         return 2
     app = create_app(cfg)
     app.on_startup.append(_freeze_heap)
-    # SIGTERM: stop listening, run on_shutdown (runs get `shutdown_grace` = 20 s, then are interrupted
-    # within 5 s), give open streams 5 s to write their last part, then close: under Kubernetes'
-    # default 30 s termination grace period.
-    web.run_app(app, sock=sock, access_log=None, print=None, shutdown_timeout=5.0, handle_signals=True)
+    app.on_startup.append(_handle_signals)
+    # SIGTERM/SIGINT (app.drain_then_stop): keep serving while runs drain (new sessions and messages get
+    # 503, readiness 503; runs get `shutdown_grace` = 20 s, then are interrupted within 5 s), then stop
+    # listening, give open streams 5 s to write their last part, and close: under Kubernetes' default
+    # 30 s termination grace period.
+    web.run_app(app, sock=sock, access_log=None, print=None, shutdown_timeout=5.0, handle_signals=False)
     return 0
 
 

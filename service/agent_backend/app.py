@@ -18,7 +18,7 @@ from .llm import LLM
 from .logs import log, strip_userinfo
 from .migrate import discover
 from .routes import BadRequest, error, routes
-from .runs import RunManager
+from .runs import RunManager, ServiceDraining
 from .tracing import Tracer
 
 logger = logging.getLogger("agent_backend.app")
@@ -37,6 +37,7 @@ class Context:
     runs: RunManager | None = None
     streamer: EventStreamer | None = None
     monitor: asyncio.Task | None = None
+    drain: asyncio.Task | None = None  # the SIGTERM drain (drain_then_stop), once started
     stopping: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     # The newest migration packaged with this image: readiness wants the database at least there.
     schema_version: int = dataclasses.field(default_factory=lambda: discover()[-1].version)
@@ -59,6 +60,9 @@ async def errors_middleware(request: web.Request, handler):
     except AuthError as exc:
         status = exc.status
         return error(exc.status, exc.detail, {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+    except ServiceDraining:
+        status = 503
+        return error(503, "The service is shutting down; retry in a moment.", {"Retry-After": "2"})
     except SchemaMissing:
         status = 503  # logged once by the Database, not per request
         return error(503, "The database schema is missing: an administrator must run ./init.sh (the migrations);"
@@ -141,10 +145,31 @@ async def _on_startup(app: web.Application) -> None:
         database=f"{strip_userinfo(cfg.db.host)}:{cfg.db.port}/{cfg.db.name}")
 
 
+def drain_then_stop(app: web.Application) -> None:
+    """SIGTERM/SIGINT (handlers installed by __main__): drain while still serving, then stop the server.
+    Draining refuses new sessions and messages (503) and readiness, while streams in flight, their
+    reconnects, tool results and cancels are served; once the runs have ended (or were interrupted after
+    `shutdown_grace`), aiohttp's own shutdown runs. Stopping the server first instead left a connection
+    accepted just before the signal unanswered for the whole grace period."""
+    c = app[CTX]
+    if c.drain is None and c.runs is not None:
+        c.drain = asyncio.get_running_loop().create_task(_drain(c), name="drain")
+
+
+async def _drain(c: Context) -> None:
+    log(logger, logging.INFO, "shutting down: draining runs", grace_s=c.cfg.shutdown_grace)
+    await c.runs.shutdown(c.cfg.shutdown_grace)
+    asyncio.get_running_loop().call_soon(_graceful_exit)
+
+
+def _graceful_exit() -> None:
+    raise web.GracefulExit()  # as aiohttp's own signal handler does: run_app then cleans up and returns
+
+
 async def _on_shutdown(app: web.Application) -> None:
     c = app[CTX]
-    log(logger, logging.INFO, "shutting down: draining runs", grace_s=c.cfg.shutdown_grace)
-    if c.runs:
+    if c.runs and not c.runs.closing.is_set():  # not drained yet (e.g. an in-process test server closing)
+        log(logger, logging.INFO, "shutting down: draining runs", grace_s=c.cfg.shutdown_grace)
         await c.runs.shutdown(c.cfg.shutdown_grace)
 
 

@@ -211,6 +211,8 @@ def session_json(s: dict) -> dict:
 @routes.post("/v1/cli/sessions")
 async def create_session(request: web.Request) -> web.Response:
     body = await read_json(request)
+    if ctx(request).runs.draining:
+        raise ServiceDraining()  # 503 (errors_middleware): no new work for a replica that is stopping
     org = field(body, "organization_id", (str, int))
     dctx = field(body, "directory_context", dict)
     ictx = field(body, "instruction_context", str)
@@ -292,8 +294,6 @@ async def post_message(request: web.Request) -> web.Response:
                           "Ask your administrator to raise it.")
     except SessionNotFound:
         raise web.HTTPNotFound() from None
-    except ServiceDraining:
-        return error(503, "The service is shutting down; retry in a moment.", {"Retry-After": "2"})
     return web.json_response({"status": "accepted", "run_id": run.id, "session_id": session["id"]})
 
 

@@ -230,7 +230,7 @@ class AnthropicStandIn(StandIn):
         self.default_answer = default_answer
         self._queue: list[Reply] = []
         self._ids = itertools.count(1)
-        self._release: asyncio.Event | None = None
+        self._releases = 0  # release() calls so far (under _idle); a held stream waits for one after it began
         self.streams_in_flight = 0
         self._holding = 0
         self._idle = threading.Condition()
@@ -247,9 +247,10 @@ class AnthropicStandIn(StandIn):
             return len(self._queue)
 
     def release(self) -> None:
-        """Let every held stream (Reply.held / hold_after) go on."""
-        if self._loop is not None and self._release is not None:
-            self._loop.call_soon_threadsafe(self._release.set)
+        """Let every held stream (Reply.held / hold_after) in flight go on, also one that has not reached
+        its hold yet (a release is never lost to that race); streams that start later hold again."""
+        with self._idle:
+            self._releases += 1
 
     @property
     def message_requests(self) -> list:
@@ -352,8 +353,8 @@ class AnthropicStandIn(StandIn):
             "request-id": f"req_standin_{n}",
         })
         await resp.prepare(request)
-        if self._release is None:
-            self._release = asyncio.Event()
+        with self._idle:
+            releases_at_start = self._releases
         deltas_sent = 0
         self.streams_in_flight += 1
 
@@ -368,7 +369,7 @@ class AnthropicStandIn(StandIn):
             nonlocal deltas_sent
             deltas_sent += count
             if count and reply.hold_after is not None and deltas_sent == reply.hold_after:
-                await self._hold(send)
+                await self._hold(send, releases_at_start)
             if reply.fail and deltas_sent >= reply.fail_after:
                 if reply.fail == "error":
                     await send("error", {"type": "error", "error": {
@@ -426,19 +427,18 @@ class AnthropicStandIn(StandIn):
             self.streams_in_flight -= 1
         return resp
 
-    async def _hold(self, send: Any) -> None:
-        assert self._release is not None
-        self._release.clear()
+    async def _hold(self, send: Any, releases_at_start: int) -> None:
+        """Ping until release() is called after this stream began (or the client leaves)."""
         with self._idle:
             self._holding += 1
             self._idle.notify_all()
         try:
-            while not self._release.is_set():
+            while True:
+                with self._idle:
+                    if self._releases > releases_at_start:
+                        return
                 await send("ping", {"type": "ping"})  # raises once the client has gone
-                try:
-                    await asyncio.wait_for(self._release.wait(), 0.05)
-                except asyncio.TimeoutError:
-                    pass
+                await asyncio.sleep(0.05)
         finally:
             with self._idle:
                 self._holding -= 1
