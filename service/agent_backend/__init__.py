@@ -1,3 +1,6 @@
 """agent-backend: the Seqera CLI AI backend service."""
+from importlib.metadata import version
 
-__version__ = "0.1.0"
+# The one version source is pyproject.toml, read back from the installed package's metadata (the image
+# and `make setup` both install it); tests check the chart's appVersion and openapi.yaml against it.
+__version__ = version("agent-backend")

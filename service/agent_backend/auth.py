@@ -1,33 +1,23 @@
 """Caller authentication: the Platform access token, checked with Platform's own user-info.
 
-`GET {SEQERA_PLATFORM_API_URL}/user-info` is called with the caller's bearer token through the
-app's single aiohttp ClientSession. Answers are cached for `auth_cache_ttl` seconds keyed by the
-sha256 of the token (the token itself is never stored or logged); concurrent checks of one token
-share a single Platform call.
+`GET {SEQERA_PLATFORM_API_URL}/user-info` is called with the caller's bearer token (platform_api.py).
+Answers are cached for `auth_cache_ttl` seconds keyed by the sha256 of the token (the token itself is
+never stored or logged); concurrent checks of one token share a single Platform call.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import hashlib
-import logging
 import time
-from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from .logs import log
+from .errors import PlatformUnavailable
+from .platform_api import Platform
 
-logger = logging.getLogger("agent_backend.auth")
 OPEN_ROUTES = {("GET", "/"), ("GET", "/health"), ("HEAD", "/"), ("HEAD", "/health")}
 MAX_CACHE = 10_000
-
-
-class AuthError(Exception):
-    def __init__(self, status: int, detail: str):
-        super().__init__(detail)
-        self.status, self.detail = status, detail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +28,8 @@ class User:
 
 
 class Authenticator:
-    def __init__(self, http: aiohttp.ClientSession, api_url: str, ttl: float, timeout: float):
-        self._http, self._url, self._ttl = http, api_url.rstrip("/") + "/user-info", ttl
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+    def __init__(self, platform: Platform, ttl: float):
+        self._platform, self._ttl = platform, ttl
         self._cache: dict[str, tuple[float, User]] = {}
         self._inflight: dict[str, asyncio.Future] = {}
 
@@ -77,24 +66,10 @@ class Authenticator:
         self._cache[key] = (time.monotonic() + self._ttl, user)
 
     async def _check(self, token: str) -> User:
-        try:
-            async with self._http.get(self._url, headers={"Authorization": f"Bearer {token}",
-                                                          "Accept": "application/json"},
-                                      timeout=self._timeout, allow_redirects=False) as resp:
-                if resp.status in (401, 403):
-                    raise AuthError(401, "Invalid or expired access token")
-                if resp.status != 200:
-                    log(logger, logging.WARNING, "platform user-info answered unexpectedly", status=resp.status)
-                    raise AuthError(503, f"Seqera Platform answered {resp.status} to the token check")
-                body: Any = await resp.json(content_type=None)
-        except AuthError:
-            raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            log(logger, logging.WARNING, "platform user-info unreachable", error=type(exc).__name__)
-            raise AuthError(503, "Seqera Platform is unreachable; cannot verify the access token") from None
+        body = await self._platform.get_ok(token, "/user-info", "the token check")
         user = body.get("user") if isinstance(body, dict) else None
         if not isinstance(user, dict) or user.get("id") is None:
-            raise AuthError(503, "Seqera Platform user-info answer has no user id")
+            raise PlatformUnavailable("Seqera Platform user-info answer has no user id")
         return User(id=str(user["id"]), name=user.get("userName") or user.get("email"), info=body)
 
 

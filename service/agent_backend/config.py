@@ -17,6 +17,7 @@ import os
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from . import __version__
 from .logs import strip_userinfo
 
 # The chart's env contract (ConfigMap + Secret): every one of these is read by load_config().
@@ -75,7 +76,7 @@ class Config:
     mcp_url: str | None
     public_url: str | None
     # Tunables (no environment variables of their own; tests construct Config directly).
-    version: str = "0.1.0"
+    version: str = __version__
     max_body_bytes: int = 1024 * 1024
     auth_cache_ttl: float = 60.0
     auth_timeout: float = 5.0

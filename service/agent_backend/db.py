@@ -1,4 +1,4 @@
-"""MySQL access through one aiomysql pool, plus every query the service runs.
+"""MySQL access through one aiomysql pool (the queries themselves are in queries.py).
 
 A database outage surfaces as DatabaseUnavailable (routes answer 503 with a detail) within
 `connect_timeout`/`acquire_timeout` seconds at worst; after a failed connection attempt the pool
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import aiomysql
 import pymysql
@@ -168,7 +167,7 @@ class Database:
         way `healthy` and `problem` are current."""
         try:
             async with self.connection() as conn:
-                rows, _, _ = await self._run(conn, "SELECT MAX(version) FROM schema_migrations")
+                rows, _, _ = await self.run(conn, "SELECT MAX(version) FROM schema_migrations")
                 have = rows[0][0] if rows else None
                 if have is None or int(have) < want_version:
                     raise SchemaMissing(f"schema_migrations is at version {have}, this image needs {want_version}")
@@ -233,7 +232,7 @@ class Database:
         finally:
             sem.release()
 
-    async def _run(self, conn, sql: str, args: Any = None, *, many: bool = False):
+    async def run(self, conn, sql: str, args: Any = None, *, many: bool = False):
         async def go():
             cur = await conn.cursor()
             try:
@@ -263,7 +262,7 @@ class Database:
 
     async def fetchall(self, sql: str, args: Any = None) -> list[tuple]:
         async with self.connection() as conn:
-            rows, _, _ = await self._run(conn, sql, args)
+            rows, _, _ = await self.run(conn, sql, args)
             return list(rows or [])
 
     async def fetchone(self, sql: str, args: Any = None) -> tuple | None:
@@ -272,13 +271,8 @@ class Database:
 
     async def execute(self, sql: str, args: Any = None) -> tuple[int, int]:
         async with self.connection() as conn:
-            _, rowcount, lastrowid = await self._run(conn, sql, args)
+            _, rowcount, lastrowid = await self.run(conn, sql, args)
             return rowcount, lastrowid
-
-    async def executemany(self, sql: str, args: Sequence[Any]) -> int:
-        async with self.connection() as conn:
-            _, rowcount, _ = await self._run(conn, sql, args, many=True)
-            return rowcount
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator["Tx"]:
@@ -302,7 +296,7 @@ class Tx:
         self._db, self._conn = db, conn
 
     async def fetchall(self, sql: str, args: Any = None) -> list[tuple]:
-        rows, _, _ = await self._db._run(self._conn, sql, args)
+        rows, _, _ = await self._db.run(self._conn, sql, args)
         return list(rows or [])
 
     async def fetchone(self, sql: str, args: Any = None) -> tuple | None:
@@ -310,7 +304,7 @@ class Tx:
         return rows[0] if rows else None
 
     async def execute(self, sql: str, args: Any = None) -> tuple[int, int]:
-        _, rowcount, lastrowid = await self._db._run(self._conn, sql, args)
+        _, rowcount, lastrowid = await self._db.run(self._conn, sql, args)
         return rowcount, lastrowid
 
 
@@ -372,174 +366,3 @@ def describe_failure(db: DatabaseConfig, exc: BaseException, *, connecting: bool
     wording of a database failure, for the service's log and ./init.sh alike. Never the password."""
     where = f"MySQL at {strip_userinfo(db.host)}:{db.port} as {db.user!r}"
     return f"{'cannot connect to' if connecting else 'lost the connection to'} {where}: {describe_error(exc, timeout)}"
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Queries. Each takes the Database (or a Tx) first; times are naive UTC.
-# ---------------------------------------------------------------------------------------------
-
-SESSION_COLS = "id, user_id, organization_id, cwd, title, created_at, last_used, expired_at"
-# A live run (of runs aliased `r`): running, and its owner heart-beat after the cutoff bound to %s.
-LIVE_RUN = "r.status='running' AND r.heartbeat_at > %s"
-
-
-def session_row(row: tuple) -> dict:
-    keys = ("id", "user_id", "organization_id", "cwd", "title", "created_at", "last_used", "expired_at")
-    return dict(zip(keys, row))
-
-
-async def create_session(db: Database, *, session_id: str, user_id: str, organization_id: str | None,
-                         cwd: str, approval_mode: str | None, local_execution: bool, headless: bool,
-                         directory_context: Any, instruction_context: Any) -> None:
-    now = utcnow()
-    await db.execute(
-        "INSERT INTO sessions (id, user_id, organization_id, cwd, approval_mode, local_execution, headless,"
-        " directory_context, instruction_context, created_at, last_used)"
-        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-        (session_id, user_id, organization_id, cwd, approval_mode, int(local_execution), int(headless),
-         None if directory_context is None else dumps(directory_context),
-         instruction_context, now, now))
-
-
-async def get_session(db: Database, session_id: str, user_id: str) -> dict | None:
-    row = await db.fetchone(f"SELECT {SESSION_COLS} FROM sessions WHERE id=%s AND user_id=%s",
-                            (session_id, user_id))
-    return session_row(row) if row else None
-
-
-async def list_sessions(db: Database, user_id: str, *, limit: int, cwd: str | None,
-                        status: str | None, stale_after_s: float) -> list[dict]:
-    """A user's sessions, newest first. `status`: "expired" = resumable, without a live run (whether or not
-    the CLI's expire ever arrived: a closed terminal sends none, a restart loses one); "active" = with one.
-    A live run is LIVE_RUN with the cutoff `stale_after_s` ago, as in `active_run`."""
-    sql = f"SELECT {SESSION_COLS} FROM sessions WHERE user_id=%s"
-    args: list[Any] = [user_id]
-    if cwd is not None:
-        sql += " AND cwd=%s"
-        args.append(cwd)
-    if status in ("expired", "active"):
-        sql += (f" AND {'NOT ' if status == 'expired' else ''}EXISTS (SELECT 1 FROM runs r WHERE"
-                f" r.session_id=sessions.id AND {LIVE_RUN})")
-        args.append(utc_ago(stale_after_s))
-    sql += " ORDER BY last_used DESC, created_at DESC LIMIT %s"
-    args.append(limit)
-    return [session_row(r) for r in await db.fetchall(sql, args)]
-
-
-async def expire_session(db: Database, session_id: str, user_id: str) -> bool:
-    rowcount, _ = await db.execute(
-        "UPDATE sessions SET expired_at=COALESCE(expired_at, %s) WHERE id=%s AND user_id=%s",
-        (utcnow(), session_id, user_id))
-    return rowcount >= 0
-
-
-async def add_message(db: Database | Tx, *, session_id: str, run_id: str | None, role: str,
-                      content: list[dict], status: str) -> int:
-    _, lastrowid = await db.execute(
-        "INSERT INTO messages (session_id, run_id, role, content, status, created_at) VALUES (%s,%s,%s,%s,%s,%s)",
-        (session_id, run_id, role, dumps(content), status, utcnow()))
-    return lastrowid
-
-
-async def list_messages(db: Database, session_id: str) -> list[dict]:
-    rows = await db.fetchall(
-        "SELECT id, run_id, role, content, status, created_at FROM messages WHERE session_id=%s ORDER BY id",
-        (session_id,))
-    return [{"id": r[0], "run_id": r[1], "role": r[2], "content": json.loads(r[3]), "status": r[4],
-             "created_at": r[5]} for r in rows]
-
-
-async def active_run(db: Database | Tx, session_id: str, stale_after_s: float) -> tuple | None:
-    """The running run of a session whose owner is still alive (heartbeat fresh), if any."""
-    return await db.fetchone(
-        f"SELECT r.id, r.owner FROM runs r WHERE r.session_id=%s AND {LIVE_RUN}"
-        " ORDER BY r.started_at DESC LIMIT 1",
-        (session_id, utc_ago(stale_after_s)))
-
-
-async def finish_run(db: Database, run_id: str, *, status: str, finish_reason: str | None,
-                     error: str | None, usage: dict) -> None:
-    await db.execute(
-        "UPDATE runs SET status=%s, finish_reason=%s, error=%s, finished_at=%s, input_tokens=%s,"
-        " output_tokens=%s, cache_read_tokens=%s, cache_creation_tokens=%s WHERE id=%s",
-        (status, finish_reason, error, utcnow(), usage.get("input_tokens", 0), usage.get("output_tokens", 0),
-         usage.get("cache_read_tokens", 0), usage.get("cache_creation_tokens", 0), run_id))
-
-
-async def heartbeat_runs(db: Database, run_ids: Iterable[str]) -> None:
-    ids = list(run_ids)
-    if not ids:
-        return
-    marks = ",".join(["%s"] * len(ids))
-    await db.execute(f"UPDATE runs SET heartbeat_at=%s WHERE id IN ({marks})", [utcnow(), *ids])
-
-
-async def add_run_request(db: Database, run_id: str, kind: str, request_id: str | None, payload: Any) -> None:
-    await db.execute("INSERT INTO run_requests (run_id, kind, request_id, payload, created_at) VALUES (%s,%s,%s,%s,%s)",
-                     (run_id, kind, request_id, None if payload is None else dumps(payload), utcnow()))
-
-
-async def take_run_requests(db: Database, run_ids: list[str]) -> list[tuple]:
-    """(run_id, kind, request_id, payload) addressed to these runs; removed once read."""
-    marks = ",".join(["%s"] * len(run_ids))
-    rows = await db.fetchall(f"SELECT id, run_id, kind, request_id, payload FROM run_requests WHERE run_id IN ({marks})"
-                             " ORDER BY id", run_ids)
-    if rows:
-        await db.execute(f"DELETE FROM run_requests WHERE id IN ({','.join(['%s'] * len(rows))})", [r[0] for r in rows])
-    return [(r[1], r[2], r[3], json.loads(r[4]) if r[4] else None) for r in rows]
-
-
-async def last_seq(db: Database | Tx, session_id: str) -> int:
-    row = await db.fetchone("SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id=%s", (session_id,))
-    return int(row[0]) if row else 0
-
-
-async def insert_events(db: Database, rows: list[tuple]) -> None:
-    """rows: (session_id, seq, run_id, type, data_json); created_at is the column's default (migration
-    0003), which spares formatting a datetime per row. Uses the writer's reserved pool slots."""
-    async with db.connection(priority=True) as conn:
-        await db._run(conn, "INSERT INTO events (session_id, seq, run_id, type, data)"
-                            " VALUES (%s,%s,%s,%s,%s)", rows, many=True)
-
-
-async def read_events(db: Database, session_id: str, after: int, limit: int = 1000,
-                      run_id: str | None = None) -> list[tuple[int, str, str]]:
-    sql = "SELECT seq, type, data FROM events WHERE session_id=%s AND seq > %s"
-    args: list[Any] = [session_id, after]
-    if run_id:
-        sql += " AND run_id=%s"
-        args.append(run_id)
-    sql += " ORDER BY seq LIMIT %s"
-    args.append(limit)
-    return [(int(r[0]), r[1], r[2]) for r in await db.fetchall(sql, args)]
-
-
-async def latest_run(db: Database, session_id: str) -> tuple | None:
-    """(id, status, first_seq) of the session's most recent run."""
-    return await db.fetchone(
-        "SELECT r.id, r.status, (SELECT MIN(e.seq) FROM events e WHERE e.session_id=r.session_id AND e.run_id=r.id)"
-        " FROM runs r WHERE r.session_id=%s ORDER BY r.started_at DESC LIMIT 1", (session_id,))
-
-
-async def record_usage(db: Database, *, user_id: str, session_id: str, run_id: str, model: str,
-                       usage: dict) -> None:
-    await db.execute(
-        "INSERT INTO token_usage (user_id, session_id, run_id, model, input_tokens, output_tokens,"
-        " cache_read_tokens, cache_creation_tokens, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-        (user_id, session_id, run_id, model, usage.get("input_tokens", 0), usage.get("output_tokens", 0),
-         usage.get("cache_read_tokens", 0), usage.get("cache_creation_tokens", 0), utcnow()))
-
-
-async def monthly_usage(db: Database, user_id: str) -> dict:
-    now = utcnow()
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    row = await db.fetchone(
-        "SELECT COALESCE(SUM(input_tokens),0), COALESCE(SUM(output_tokens),0), COALESCE(SUM(cache_read_tokens),0),"
-        " COALESCE(SUM(cache_creation_tokens),0) FROM token_usage WHERE user_id=%s AND created_at >= %s",
-        (user_id, start))
-    keys = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
-    return {k: int(v) for k, v in zip(keys, row or (0, 0, 0, 0))}

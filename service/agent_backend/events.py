@@ -24,8 +24,10 @@ from typing import Any, Callable, NamedTuple
 
 from aiohttp import web
 
-from . import db as q
-from .db import Database, DatabaseUnavailable
+from . import queries
+from .codec import dumps
+from .db import Database, DatabaseUnavailable, RetryBudget, retrying
+from .lifecycle import Lifecycle
 from .logs import log
 
 logger = logging.getLogger("agent_backend.events")
@@ -39,11 +41,10 @@ DATABASE_LOST_PART = {"type": "error", "error": "The service lost its database; 
 # The last part of a stream whose replay from MySQL broke off: what came before it is not the whole story.
 REPLAY_LOST_PART = {"type": "error", "error": "The service lost its database while sending this conversation's "
                                               "earlier events; the rest could not be read. Please retry shortly."}
+# The error part that ends the event log of a run whose process died, or whose final update was lost.
+SHUTDOWN_MESSAGE = "The agent-backend service restarted and interrupted this run; send your message again."
+LOST_MESSAGE = "This run was interrupted (the service lost its database); send your message again."
 PAGE = 500  # events read from MySQL per query when replaying
-
-
-def encode(part: dict) -> str:
-    return json.dumps(part, separators=(",", ":"), ensure_ascii=False)
 
 
 def frame(seq: int | None, data: str) -> bytes:
@@ -96,7 +97,7 @@ class Hub:
     def fail(self, exc: BaseException, tail_part: dict | None = None) -> None:
         self.failed = exc
         if tail_part is not None:
-            self.tail = frame(None, encode(tail_part))
+            self.tail = frame(None, dumps(tail_part))
         self.done = True
         self.finished_at = time.monotonic()
         self._notify()
@@ -135,18 +136,17 @@ def _fail_futs(futs: list[asyncio.Future]) -> None:
 
 
 class EventWriter:
-    def __init__(self, db: Database, write_retry: float):
-        self.db, self.write_retry = db, write_retry
+    def __init__(self, db: Database, write_retry: float, lifecycle: Lifecycle):
+        self.db, self.write_retry, self.lifecycle = db, write_retry, lifecycle
         self._dirty: dict[Hub, None] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="event-writer")
 
     async def close(self) -> None:
-        self._closing = True
+        """Once the lifecycle is stopped (no run emits any more): flush what is pending, then end."""
         self._wake.set()
         if self._task:
             await asyncio.wait((self._task,), timeout=self.write_retry + 1)
@@ -182,7 +182,7 @@ class EventWriter:
         for part in parts:
             seq = hub.next_seq
             hub.next_seq += 1
-            data, kind = encode(part), str(part.get("type", ""))[:32]
+            data, kind = dumps(part), str(part.get("type", ""))[:32]
             rows.append((hub.session_id, seq, hub.run_id, kind, data))
             items.append(Framed(seq, kind in TERMINAL, live(kind, data), frame(seq, data)))
         return hub, items, futs, rows
@@ -192,7 +192,7 @@ class EventWriter:
             await self._wake.wait()
             self._wake.clear()
             if not self._dirty:
-                if self._closing:
+                if self.lifecycle.stopped:
                     return
                 continue
             hubs = list(self._dirty)
@@ -254,7 +254,7 @@ class EventWriter:
             chunks.append(current)
         for chunk in chunks:
             # Idempotent enough: a chunk applied before its connection died fails again on the primary key.
-            await q.retrying(lambda c=chunk: q.insert_events(self.db, c), q.RetryBudget(self.write_retry),
+            await retrying(lambda c=chunk: queries.insert_events(self.db, c), RetryBudget(self.write_retry),
                              idempotent=True)
 
 
@@ -263,10 +263,10 @@ class EventStreamer:
     belongs to another replica), `: ping` every `ping_interval` seconds, end after finish/error."""
 
     def __init__(self, db: Database, hubs: dict[str, Hub], run_started: Callable[[str, float], Any],
-                 remote_run_active: Callable[[str], Any], ping_interval: float, closing: asyncio.Event):
+                 remote_run_active: Callable[[str], Any], ping_interval: float, lifecycle: Lifecycle):
         self.db, self.hubs = db, hubs
         self._run_started, self._remote_active = run_started, remote_run_active
-        self.ping_interval, self.closing = ping_interval, closing
+        self.ping_interval, self.lifecycle = ping_interval, lifecycle
 
     async def start_seq(self, session_id: str, cursor: int | None) -> int:
         """Where a live stream starts: the first event of the session's latest run, or `cursor` when it
@@ -276,24 +276,24 @@ class EventStreamer:
         if hub is not None and not hub.done:
             first = hub.first_seq
         else:
-            row = await q.latest_run(self.db, session_id)
-            if row is None:
+            latest = await queries.latest_run(self.db, session_id)
+            if latest is None:
                 first = 1
-            elif row[2] is not None:
-                first = int(row[2])
+            elif latest.first_seq is not None:
+                first = int(latest.first_seq)
             else:
-                first = await q.last_seq(self.db, session_id) + 1
+                first = await queries.last_seq(self.db, session_id) + 1
         return max(first, cursor or 0)
 
-    async def first_page(self, session_id: str, pos: int, *, history_only: bool) -> list[tuple] | None:
+    async def first_page(self, session_id: str, pos: int, *, history_only: bool) -> list[queries.StoredEvent] | None:
         """Before the response starts: the first stored events a stream from `pos` must replay, or None
         when the live run in memory has them all. DatabaseUnavailable here is a 503, not an empty stream."""
         hub = self.hubs.get(session_id)
         if not history_only and hub is not None and pos >= hub.first_seq:
             return None
-        return await q.read_events(self.db, session_id, pos - 1, PAGE)
+        return await queries.read_events(self.db, session_id, pos - 1, PAGE)
 
-    async def history(self, resp: web.StreamResponse, session_id: str, cursor: int, rows: list[tuple]) -> None:
+    async def history(self, resp: web.StreamResponse, session_id: str, cursor: int, rows: list[queries.StoredEvent]) -> None:
         """Every stored event from `cursor`, then `event: done`; an outage mid-way ends it with an error part
         instead (a partial history is never presented as whole)."""
         while True:
@@ -303,13 +303,13 @@ class EventStreamer:
             if len(rows) < PAGE:
                 break
             try:
-                rows = await q.read_events(self.db, session_id, cursor - 1, PAGE)
+                rows = await queries.read_events(self.db, session_id, cursor - 1, PAGE)
             except DatabaseUnavailable:
-                await resp.write(frame(None, encode(REPLAY_LOST_PART)))
+                await resp.write(frame(None, dumps(REPLAY_LOST_PART)))
                 return
         await resp.write(b"event: done\ndata: {}\n\n")
 
-    async def follow(self, resp: web.StreamResponse, session_id: str, pos: int, rows: list[tuple] | None) -> None:
+    async def follow(self, resp: web.StreamResponse, session_id: str, pos: int, rows: list[queries.StoredEvent] | None) -> None:
         """Stored events from `pos` (`rows`: the first page, read before the response started), then the live
         run, until its terminal part. Ids are never skipped: when stored events that must come first cannot
         be read, the stream ends with an error part; while merely waiting for events it keeps trying."""
@@ -335,16 +335,16 @@ class EventStreamer:
             else:
                 if rows is None:
                     try:
-                        rows = await q.read_events(self.db, session_id, pos - 1, PAGE)
+                        rows = await queries.read_events(self.db, session_id, pos - 1, PAGE)
                     except DatabaseUnavailable:
                         if behind or (hub is not None and pos < hub.first_seq):  # mid-replay: never skip
-                            await resp.write(frame(None, encode(REPLAY_LOST_PART)))
+                            await resp.write(frame(None, dumps(REPLAY_LOST_PART)))
                             return
                 behind = rows is not None and len(rows) == PAGE
                 if rows:
                     await resp.write(b"".join(frame(s, d) for s, k, d in rows if live(k, d)))
                     last_write = time.monotonic()
-                    pos = rows[-1][0] + 1
+                    pos = rows[-1].seq + 1
                     if any(k in TERMINAL for _, k, _ in rows):
                         return
                     rows = None
@@ -353,7 +353,7 @@ class EventStreamer:
                 if hub is not None:  # nothing stored before the live run: continue in memory
                     pos = max(pos, hub.first_seq)
                     continue
-                if self.closing.is_set():
+                if self.lifecycle.stopped:
                     return
                 wait = max(0.05, self.ping_interval - (time.monotonic() - last_write))
                 remote = False

@@ -21,6 +21,7 @@ import httpx2
 
 from .config import Config
 from .logs import log
+from .usage import Usage
 
 logger = logging.getLogger("agent_backend.llm")
 RETRYABLE_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
@@ -44,8 +45,7 @@ class StepState:
     partial_json: dict[int, str] = dataclasses.field(default_factory=dict)
     index_map: dict[int, int] = dataclasses.field(default_factory=dict)
     stop_reason: str | None = None
-    usage: dict = dataclasses.field(default_factory=lambda: {
-        "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0})
+    usage: Usage = Usage()
     started: bool = False
     attempts: int = 0
 
@@ -61,15 +61,15 @@ class StepState:
         return out
 
 
-def _usage_from(obj: Any, usage: dict) -> None:
+def _usage_from(obj: Any, usage: Usage) -> Usage:
+    """`usage` with the counts the SDK's usage object `obj` reports (each one is the call's total so far)."""
     if obj is None:
-        return
-    for src, dst in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
-                     ("cache_read_input_tokens", "cache_read_tokens"),
-                     ("cache_creation_input_tokens", "cache_creation_tokens")):
-        val = getattr(obj, src, None)
-        if isinstance(val, int):
-            usage[dst] = val
+        return usage
+    found = {dst: val for src, dst in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
+                                       ("cache_read_input_tokens", "cache_read_tokens"),
+                                       ("cache_creation_input_tokens", "cache_creation_tokens"))
+             if isinstance(val := getattr(obj, src, None), int)}
+    return dataclasses.replace(usage, **found)
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -164,7 +164,7 @@ class LLM:
                 if etype == "message_stop":
                     stopped = True
                 elif etype == "message_start":
-                    _usage_from(getattr(event.message, "usage", None), state.usage)
+                    state.usage = _usage_from(getattr(event.message, "usage", None), state.usage)
                 elif etype == "content_block_start":
                     block = event.content_block
                     state.started = True
@@ -213,7 +213,7 @@ class LLM:
                         block.pop("_open", None)
                 elif etype == "message_delta":
                     state.stop_reason = getattr(event.delta, "stop_reason", None) or state.stop_reason
-                    _usage_from(getattr(event, "usage", None), state.usage)
+                    state.usage = _usage_from(getattr(event, "usage", None), state.usage)
         finally:
             with contextlib.suppress(Exception):
                 await stream.close()

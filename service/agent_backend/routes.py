@@ -1,6 +1,7 @@
 """HTTP routes of the `/v1/cli` protocol (as Seqera CLI 1.12.0 speaks it) plus `/` and `/health`.
 
-Errors are JSON `{"detail": "..."}`. Handlers get their collaborators from the app (see app.py).
+Handlers get their collaborators from the app's Context (context.py) and only raise errors: errors.py
+says what each becomes.
 """
 from __future__ import annotations
 
@@ -13,29 +14,18 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from . import db as q
-from .auth import USER, AuthError, User
+from . import queries
+from .auth import USER, User, bearer_token
+from .context import ctx
+from .db import iso
+from .errors import BadRequest, PlatformUnavailable, ServiceDraining, error
 from .logs import log, strip_userinfo
-from .runs import RunConflict, ServiceDraining, SessionNotFound, UsageLimitReached
 
 logger = logging.getLogger("agent_backend.routes")
 routes = web.RouteTableDef()
 # How long a cancel (or an expire) waits for the run it cancelled to end; the CLI gives expire 2 s.
 CANCEL_WAIT_S = 1.5
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def error(status: int, detail: str, headers: dict | None = None) -> web.Response:
-    return web.json_response({"detail": detail}, status=status, headers=headers)
-
-
-class BadRequest(Exception):
-    pass
-
-
-def ctx(request: web.Request):
-    from .app import CTX
-    return request.app[CTX]
 
 
 async def read_json(request: web.Request) -> dict:
@@ -115,11 +105,15 @@ def user_of(request: web.Request) -> User:
     return request[USER]
 
 
-async def owned_session(request: web.Request) -> dict:
+def session_id_of(request: web.Request) -> str:
     sid = request.match_info["session_id"]
     if not _UUID.match(sid):
         raise web.HTTPNotFound()
-    session = await q.get_session(ctx(request).db, sid, user_of(request).id)
+    return sid
+
+
+async def owned_session(request: web.Request) -> queries.Session:
+    session = await queries.get_session(ctx(request).db, session_id_of(request), user_of(request).id)
     if session is None:
         raise web.HTTPNotFound()
     return session
@@ -141,11 +135,12 @@ async def health(request: web.Request) -> web.Response:
     detail is the reason the service recorded (schema missing, cannot connect, access denied)."""
     c = ctx(request)
     database = {True: "ok", False: "unavailable", None: "unknown"}[c.db.healthy]
-    body = {"status": "ok", "version": c.cfg.version, "database": database, "draining": c.runs.draining}
+    draining = c.lifecycle.draining
+    body = {"status": "ok", "version": c.cfg.version, "database": database, "draining": draining}
     if request.query.get("ready", "").lower() in ("1", "true", "yes"):
-        if c.db.healthy is not True or c.runs.draining:
+        if c.db.healthy is not True or draining:
             body["status"] = "unavailable"
-            body["detail"] = ("draining for shutdown" if c.runs.draining else
+            body["detail"] = ("draining for shutdown" if draining else
                               (c.db.healthy is False and c.db.problem) or f"database {database}")
             return web.json_response(body, status=503)
     return web.json_response(body)
@@ -158,39 +153,23 @@ async def user_info(request: web.Request) -> web.Response:
     return web.json_response(user_of(request).info)
 
 
-async def _platform_get(request: web.Request, path: str) -> tuple[int, Any]:
-    """GET {SEQERA_PLATFORM_API_URL}{path} with the caller's own token -> (status, JSON body or None)."""
-    c = ctx(request)
-    try:
-        async with c.http.get(f"{c.cfg.platform_api_url}{path}",
-                              headers={"Authorization": request.headers["Authorization"],
-                                       "Accept": "application/json"},
-                              timeout=aiohttp.ClientTimeout(total=c.cfg.auth_timeout)) as resp:
-            if resp.status in (401, 403):
-                raise AuthError(401, "Invalid or expired access token")
-            body = await resp.json(content_type=None) if resp.status == 200 else None
-            return resp.status, body
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        raise AuthError(503, "Seqera Platform is unreachable") from None
-
-
 @routes.get("/v1/cli/service-info")
 async def service_info(request: web.Request) -> web.Response:
     """Platform's own service-info (what `seqera info` shows under "Seqera Platform"), passed through."""
-    status, body = await _platform_get(request, "/service-info")
-    if status != 200 or not isinstance(body, dict):
-        raise AuthError(503, f"Seqera Platform answered {status} to service-info")
+    body = await ctx(request).platform.get_ok(bearer_token(request), "/service-info", "service-info")
+    if not isinstance(body, dict):
+        raise PlatformUnavailable("Seqera Platform answered 200 to service-info without a JSON object")
     return web.json_response(body)
 
 
 @routes.get("/v1/cli/organizations")
 async def organizations(request: web.Request) -> web.Response:
     """The caller's organizations, from Platform's `GET /user/{id}/workspaces` with their own token."""
-    status, data = await _platform_get(request, f"/user/{user_of(request).id}/workspaces")
+    status, data = await ctx(request).platform.get(bearer_token(request), f"/user/{user_of(request).id}/workspaces")
     if status == 404:
         return web.json_response({"organizations": []})
     if status != 200:
-        raise AuthError(503, f"Seqera Platform answered {status} when listing organizations")
+        raise PlatformUnavailable(f"Seqera Platform answered {status} when listing organizations")
     orgs: dict[Any, dict] = {}
     for item in (data or {}).get("orgsAndWorkspaces", []) if isinstance(data, dict) else []:
         if isinstance(item, dict) and item.get("orgId") is not None and item["orgId"] not in orgs:
@@ -202,22 +181,21 @@ async def organizations(request: web.Request) -> web.Response:
 
 # --- sessions ----------------------------------------------------------------------------------
 
-def session_json(s: dict) -> dict:
-    return {"session_id": s["id"], "title": s["title"] or "New conversation", "cwd": s["cwd"],
-            "created_at": q.iso(s["created_at"]), "last_used": q.iso(s["last_used"]),
-            "expired_at": q.iso(s["expired_at"])}
+def session_json(s: queries.Session) -> dict:
+    return {"session_id": s.id, "title": s.title or "New conversation", "cwd": s.cwd,
+            "created_at": iso(s.created_at), "last_used": iso(s.last_used), "expired_at": iso(s.expired_at)}
 
 
 @routes.post("/v1/cli/sessions")
 async def create_session(request: web.Request) -> web.Response:
     body = await read_json(request)
-    if ctx(request).runs.draining:
+    if ctx(request).lifecycle.draining:
         raise ServiceDraining()  # 503 (errors_middleware): no new work for a replica that is stopping
     org = field(body, "organization_id", (str, int))
     dctx = field(body, "directory_context", dict)
     ictx = field(body, "instruction_context", str)
     sid = str(uuid.uuid4())
-    await q.create_session(
+    await queries.create_session(
         ctx(request).db, session_id=sid, user_id=user_of(request).id,
         organization_id=None if org is None else str(org)[:64],
         cwd=field(body, "cwd", str, default="", max_len=1024),
@@ -241,7 +219,7 @@ async def list_sessions(request: web.Request) -> web.Response:
         # with the directory's most recent one that has no live run.
         limit = 1
     c = ctx(request)
-    sessions = await q.list_sessions(c.db, user_of(request).id, limit=limit, cwd=cwd, status=status,
+    sessions = await queries.list_sessions(c.db, user_of(request).id, limit=limit, cwd=cwd, status=status,
                                      stale_after_s=c.runs.stale_after)
     return web.json_response({"sessions": [session_json(s) for s in sessions]})
 
@@ -253,9 +231,9 @@ async def expire_session(request: web.Request) -> web.Response:
     given a moment to end, so the session takes a new message (`-c`) at once."""
     session = await owned_session(request)
     c = ctx(request)
-    cancelled = await c.runs.cancel(session["id"], wait=CANCEL_WAIT_S)
-    await q.expire_session(c.db, session["id"], user_of(request).id)
-    return web.json_response({"status": "expired", "session_id": session["id"], "cancelled_run_id": cancelled})
+    cancelled = await c.runs.cancel(session.id, wait=CANCEL_WAIT_S)
+    await queries.expire_session(c.db, session.id, user_of(request).id)
+    return web.json_response({"status": "expired", "session_id": session.id, "cancelled_run_id": cancelled})
 
 
 # --- messages, runs, events --------------------------------------------------------------------
@@ -269,7 +247,7 @@ async def post_message(request: web.Request) -> web.Response:
     c = ctx(request)
     if kind == "cancel":
         session = await owned_session(request)
-        run_id = await c.runs.cancel(session["id"], wait=CANCEL_WAIT_S)
+        run_id = await c.runs.cancel(session.id, wait=CANCEL_WAIT_S)
         return web.json_response({"status": "cancelled" if run_id else "idle", "run_id": run_id})
     content = field(body, "content", str, required=True)
     if not content.strip():
@@ -281,32 +259,20 @@ async def post_message(request: web.Request) -> web.Response:
         raise BadRequest("field 'mode' must be 'plan' or 'build'")
     field(body, "interaction_mode", str)
     field(body, "caller", str)
-    sid = request.match_info["session_id"]
-    if not _UUID.match(sid):
-        raise web.HTTPNotFound()
-    session = {"id": sid}
-    try:
-        run = await c.runs.start_run(user_of(request), session, body)
-    except RunConflict:
-        return error(409, "A run is already active in this session; wait for it to finish or cancel it.")
-    except UsageLimitReached:
-        return error(429, "Monthly token limit reached for this agent-backend installation. "
-                          "Ask your administrator to raise it.")
-    except SessionNotFound:
-        raise web.HTTPNotFound() from None
-    return web.json_response({"status": "accepted", "run_id": run.id, "session_id": session["id"]})
+    run = await c.runs.start_run(user_of(request), session_id_of(request), body)
+    return web.json_response({"status": "accepted", "run_id": run.id, "session_id": run.session_id})
 
 
 @routes.get("/v1/cli/sessions/{session_id}/messages")
 async def get_messages(request: web.Request) -> web.Response:
     session = await owned_session(request)
     out = []
-    for m in await q.list_messages(ctx(request).db, session["id"]):
-        text = "".join(b.get("text", "") for b in m["content"] if isinstance(b, dict) and b.get("type") == "text")
+    for m in await queries.list_messages(ctx(request).db, session.id):
+        text = "".join(b.get("text", "") for b in m.content if isinstance(b, dict) and b.get("type") == "text")
         if not text:
             continue  # tool plumbing (tool_use / tool_result only) is not a chat message
-        out.append({"id": str(m["id"]), "role": m["role"], "content": text, "timestamp": q.iso(m["created_at"]),
-                    "status": m["status"]})
+        out.append({"id": str(m.id), "role": m.role, "content": text, "timestamp": iso(m.created_at),
+                    "status": m.status})
     return web.json_response({"messages": out})
 
 
@@ -315,13 +281,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     c = ctx(request)
     hub = c.runs.hubs.get(request.match_info["session_id"])
     if hub is not None and hub.user_id == user_of(request).id:
-        session = {"id": hub.session_id}  # the live run here proves ownership: no MySQL round trip
+        sid = hub.session_id  # the live run here proves ownership: no MySQL round trip
     else:
-        session = await owned_session(request)
+        sid = (await owned_session(request)).id
     raw_cursor = request.query.get("cursor")
     cursor = query_int(request, "cursor", 0, 0, 2**62) if raw_cursor not in (None, "") else None
     history_only = request.query.get("history_only", "").lower() in ("1", "true", "yes")
-    sid = session["id"]
     start = (cursor or 0) if history_only else await c.streamer.start_seq(sid, cursor)
     # Read before the response starts: a replay MySQL cannot serve is a 503 (errors_middleware), not an
     # empty or gappy 200.
@@ -353,7 +318,7 @@ async def tool_results(request: web.Request) -> web.Response:
         if result.get(name) is not None and (not isinstance(result[name], kinds) or isinstance(result[name], bool)):
             raise BadRequest(f"field 'result.{name}' must be {_kind_name((kinds,))}")
     session = await owned_session(request)
-    if not await ctx(request).runs.tool_result(session["id"], request_id, result):
+    if not await ctx(request).runs.tool_result(session.id, request_id, result):
         return error(404, f"No tool call is waiting for request_id {request_id!r} in this session.")
     return web.json_response({"status": "ok"})
 
@@ -367,8 +332,8 @@ async def skills(request: web.Request) -> web.Response:
 
 @routes.get("/v1/cli/credits")
 async def credits(request: web.Request) -> web.Response:
-    usage = await q.monthly_usage(ctx(request).db, user_of(request).id)
-    return web.json_response({"org_credits_enabled": False, **usage})
+    usage = await queries.monthly_usage(ctx(request).db, user_of(request).id)
+    return web.json_response({"org_credits_enabled": False, **usage.as_dict()})
 
 
 @routes.post("/v1/cli/telemetry/crash")
