@@ -135,6 +135,14 @@ def _fail_futs(futs: list[asyncio.Future]) -> None:
             fut.exception()  # retrieved: the run may already be gone
 
 
+class _Numbered(NamedTuple):
+    """A hub's pending parts, numbered: what to insert, then publish, then resolve."""
+    hub: Hub
+    items: list[Framed]
+    futs: list[asyncio.Future]
+    rows: list[queries.NewEvent]
+
+
 class EventWriter:
     def __init__(self, db: Database, write_retry: float, lifecycle: Lifecycle):
         self.db, self.write_retry, self.lifecycle = db, write_retry, lifecycle
@@ -166,8 +174,8 @@ class EventWriter:
         self._wake.set()
         return fut
 
-    def _take(self, hub: Hub) -> tuple | None:
-        """Number a hub's pending parts: (hub, frames to publish, futures, rows to insert)."""
+    def _take(self, hub: Hub) -> "_Numbered | None":
+        """Number a hub's pending parts."""
         parts, futs = _coalesce(hub.pending), hub.pending_futs
         hub.pending, hub.pending_futs = [], []
         if hub.failed is not None:  # its run is over: nothing more may be numbered or stored
@@ -183,9 +191,9 @@ class EventWriter:
             seq = hub.next_seq
             hub.next_seq += 1
             data, kind = dumps(part), str(part.get("type", ""))[:32]
-            rows.append((hub.session_id, seq, hub.run_id, kind, data))
+            rows.append(queries.NewEvent(hub.session_id, seq, hub.run_id, kind, data))
             items.append(Framed(seq, kind in TERMINAL, live(kind, data), frame(seq, data)))
-        return hub, items, futs, rows
+        return _Numbered(hub, items, futs, rows)
 
     async def _loop(self) -> None:
         while True:
@@ -199,23 +207,23 @@ class EventWriter:
             self._dirty.clear()
             # Statements of about CHUNK_ROWS rows: each chunk is published as soon as it commits, and
             # the event loop gets a turn between chunks (a 300-row batch in one go blocked it ~20 ms).
-            chunk: list[tuple] = []
+            chunk: list[_Numbered] = []
             rows_in_chunk = 0
             for hub in hubs:
                 entry = self._take(hub)
                 if entry is None:
                     continue
                 chunk.append(entry)
-                rows_in_chunk += len(entry[3])
+                rows_in_chunk += len(entry.rows)
                 if rows_in_chunk >= CHUNK_ROWS:
                     await self._flush(chunk)
                     chunk, rows_in_chunk = [], 0
             if chunk:
                 await self._flush(chunk)
 
-    async def _flush(self, batch: list[tuple]) -> None:
+    async def _flush(self, batch: list["_Numbered"]) -> None:
         try:
-            await self._write([row for *_, rows in batch for row in rows])
+            await self._write([row for entry in batch for row in entry.rows])
             done = [(entry, None) for entry in batch]
         except DatabaseUnavailable as exc:
             done = [(entry, exc) for entry in batch]
@@ -224,7 +232,7 @@ class EventWriter:
             done = []
             for entry in batch:
                 try:
-                    await self._write(entry[3])
+                    await self._write(entry.rows)
                     done.append((entry, None))
                 except Exception as exc:
                     done.append((entry, exc))
@@ -241,10 +249,10 @@ class EventWriter:
                 hub.fail(exc, DATABASE_LOST_PART)
                 _fail_futs(futs)
 
-    async def _write(self, rows: list[tuple]) -> None:
+    async def _write(self, rows: list[queries.NewEvent]) -> None:
         chunks, current, size = [], [], 0
         for row in rows:
-            n = len(row[4]) + 100
+            n = len(row.data) + 100
             if current and size + n > MAX_STATEMENT_BYTES:
                 chunks.append(current)
                 current, size = [], 0

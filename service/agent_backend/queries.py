@@ -137,15 +137,18 @@ async def start_turn(db: Database, *, session_id: str, user_id: str, run_id: str
             " EXISTS(SELECT 1 FROM messages m WHERE m.session_id=s.id)"
             " FROM sessions s WHERE s.id=%s AND s.user_id=%s FOR UPDATE",
             (utc_ago(stale_after_s), session_id, user_id))
-        row = rows[0] if rows else None
-        orphan = None
-        if row is not None and row[4]:
-            active_id, active_owner = row[4].split(" ", 1)
-            if active_owner == owner and not running_here():
-                orphan = active_id
-        if row is None or (row[4] and orphan is None) or running_here():
+        if not rows:
             await db.script(conn, "ROLLBACK")
-            raise SessionNotFound() if row is None else RunConflict()
+            raise SessionNotFound()
+        local_execution, cwd, directory_context, instruction_context, live, last, earlier = rows[0]
+        orphan = None
+        if live:
+            live_id, live_owner = live.split(" ", 1)
+            if live_owner == owner and not running_here():
+                orphan = live_id
+        if (live and orphan is None) or running_here():
+            await db.script(conn, "ROLLBACK")
+            raise RunConflict()
         now = utcnow()
         title = content.strip().splitlines()[0][:200] if content.strip() else None
         sql = ("INSERT INTO runs (id, session_id, user_id, client_run_id, status, mode, owner, heartbeat_at,"
@@ -160,9 +163,9 @@ async def start_turn(db: Database, *, session_id: str, user_id: str, run_id: str
             sql = "UPDATE runs SET status='interrupted', finished_at=%s WHERE id=%s AND status='running'; " + sql
             args = [now, orphan, *args]
         await db.script(conn, sql + " COMMIT", args)
-    return TurnStart(local_execution=bool(row[0]), cwd=row[1] or "",
-                     directory_context=json.loads(row[2]) if row[2] else None, instruction_context=row[3],
-                     first_seq=int(row[5]) + 1, first_turn=not row[6])
+    return TurnStart(local_execution=bool(local_execution), cwd=cwd or "",
+                     directory_context=json.loads(directory_context) if directory_context else None,
+                     instruction_context=instruction_context, first_seq=int(last) + 1, first_turn=not earlier)
 
 
 class ActiveRun(NamedTuple):
@@ -290,6 +293,14 @@ async def take_run_requests(db: Database, run_ids: list[str]) -> list[RunRequest
 
 # --- the event log -----------------------------------------------------------------------------
 
+class NewEvent(NamedTuple):
+    session_id: str
+    seq: int
+    run_id: str
+    type: str
+    data: str
+
+
 class StoredEvent(NamedTuple):
     seq: int
     type: str
@@ -301,9 +312,9 @@ async def last_seq(db: Database | Tx, session_id: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def insert_events(db: Database, rows: list[tuple]) -> None:
-    """rows: (session_id, seq, run_id, type, data_json); created_at is the column's default (migration
-    0003), which spares formatting a datetime per row. Uses the writer's reserved pool slots."""
+async def insert_events(db: Database, rows: list[NewEvent]) -> None:
+    """created_at is the column's default (migration 0003), which spares formatting a datetime per row.
+    Uses the writer's reserved pool slots."""
     async with db.connection(priority=True) as conn:
         await db.run(conn, "INSERT INTO events (session_id, seq, run_id, type, data)"
                            " VALUES (%s,%s,%s,%s,%s)", rows, many=True)

@@ -55,8 +55,3 @@ def test_every_operation_documents_its_responses(env):
             assert op.get("responses"), f"{method.upper()} {path} has no responses"
             if path not in ("/", "/health"):
                 assert "401" in {str(k) for k in op["responses"]}, f"{method.upper()} {path} does not document 401"
-
-
-def test_version_matches_service(env):
-    cfg = load_config(env)
-    assert load_document()["info"]["version"] == cfg.version
