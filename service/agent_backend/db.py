@@ -1,6 +1,6 @@
 """MySQL access through one aiomysql pool (the queries themselves are in queries.py).
 
-A database outage surfaces as DatabaseUnavailable (routes answer 503 with a detail) within
+A database outage surfaces as DatabaseUnavailable (answered 503 with a detail: errors.py) within
 `connect_timeout`/`acquire_timeout` seconds at worst; after a failed connection attempt the pool
 fails fast for `FAIL_FAST_S` seconds instead of making every request wait on a dead server. A database
 that answers but was never migrated surfaces as SchemaMissing (a DatabaseUnavailable: 503 naming

@@ -301,7 +301,8 @@ class EventStreamer:
             return None
         return await queries.read_events(self.db, session_id, pos - 1, PAGE)
 
-    async def history(self, resp: web.StreamResponse, session_id: str, cursor: int, rows: list[queries.StoredEvent]) -> None:
+    async def history(self, resp: web.StreamResponse, session_id: str, cursor: int,
+                      rows: list[queries.StoredEvent]) -> None:
         """Every stored event from `cursor`, then `event: done`; an outage mid-way ends it with an error part
         instead (a partial history is never presented as whole)."""
         while True:
@@ -317,7 +318,8 @@ class EventStreamer:
                 return
         await resp.write(b"event: done\ndata: {}\n\n")
 
-    async def follow(self, resp: web.StreamResponse, session_id: str, pos: int, rows: list[queries.StoredEvent] | None) -> None:
+    async def follow(self, resp: web.StreamResponse, session_id: str, pos: int,
+                     rows: list[queries.StoredEvent] | None) -> None:
         """Stored events from `pos` (`rows`: the first page, read before the response started), then the live
         run, until its terminal part. Ids are never skipped: when stored events that must come first cannot
         be read, the stream ends with an error part; while merely waiting for events it keeps trying."""

@@ -61,7 +61,8 @@ class Outcome:
         """By the user (a cancel or an expire), or by a shutdown."""
         if reason == "user":
             return cls("cancelled", "cancelled", terminal={"type": "finish", "finishReason": "cancelled"})
-        return cls("interrupted", error="interrupted by shutdown", terminal={"type": "error", "error": SHUTDOWN_MESSAGE})
+        return cls("interrupted", error="interrupted by shutdown",
+                   terminal={"type": "error", "error": SHUTDOWN_MESSAGE})
 
     def final_part(self, usage: Usage) -> dict | None:
         """The terminal part as sent: a finish carries the run's usage."""
@@ -109,7 +110,8 @@ class Run:
     async def execute(self) -> None:
         started = time.monotonic()
         span = self.mgr.tracer.turn(run_id=self.id, session_id=self.session_id, user_id=self.user.id,
-                                    model=self.mgr.cfg.anthropic_model, inputs={"message": self.content, "mode": self.mode})
+                                    model=self.mgr.cfg.anthropic_model,
+                                    inputs={"message": self.content, "mode": self.mode})
         answer: list[str] = []
         outcome = Outcome("error")
         try:
