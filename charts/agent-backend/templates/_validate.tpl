@@ -15,11 +15,11 @@
 {{- /* Credentials: exactly one of the plain value and the existing Secret */ -}}
 {{- range (include "agent-backend.secrets.credentials" . | fromYamlArray) -}}
 {{- if and .value .existingName -}}
-{{- $errors = append $errors (printf "agent-backend: set only one of %s and %s, not both" .valueKey .nameKey) -}}
+{{- $errors = append $errors (printf "agent-backend: set only one of %s and %s, not both" .valuePath .namePath) -}}
 {{- else if and (not .value) (not .existingName) -}}
-{{- $errors = append $errors (printf "agent-backend: set %s or %s (the %s)" .valueKey .nameKey .env) -}}
+{{- $errors = append $errors (printf "agent-backend: set %s or %s (the %s)" .valuePath .namePath .env) -}}
 {{- else if and .existingName (not .existingKey) -}}
-{{- $errors = append $errors (printf "agent-backend: set the key of %s (%s)" .nameKey (replace "Name" "Key" .nameKey)) -}}
+{{- $errors = append $errors (printf "agent-backend: set the key of %s (%s)" .namePath .keyPath) -}}
 {{- end -}}
 {{- end -}}
 
@@ -138,7 +138,7 @@
 {{- range $i, $var := ($v.extraEnvVars | default list) -}}
 {{- range (include "agent-backend.secrets.credentials" $ | fromYamlArray) -}}
 {{- if eq (toString (get $var "name")) .env -}}
-{{- $errors = append $errors (printf "agent-backend: extraEnvVars[%d] sets %s, which the chart sets from a Secret; use %s or %s instead" $i .env .valueKey .nameKey) -}}
+{{- $errors = append $errors (printf "agent-backend: extraEnvVars[%d] sets %s, which the chart sets from a Secret; use %s or %s instead" $i .env .valuePath .namePath) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
