@@ -1,4 +1,4 @@
-"""The ConfigMap and the env contract with the service (CONVENTIONS.md / issue 2)."""
+"""The ConfigMap and the env contract with the service (the chart README's "Environment contract")."""
 from __future__ import annotations
 
 from tests.support import helm as h

@@ -15,19 +15,10 @@ from typing import Any
 import yaml
 
 from tests.support import k8s, paths
+from tests.support.credentials import CREDENTIALS, at
 from tests.support.helm import Rendered, render
 from tests.support.localpod import LocalPod
 from tests.support.mariadb import Credentials
-
-# The chart's three credentials: env var -> (plain value key, existing Secret name key, existing key key)
-CREDENTIALS = {
-    "AGENT_BACKEND_DB_PASSWORD": (("database", "password"), ("database", "existingSecretName"),
-                                  ("database", "existingSecretKey")),
-    "ANTHROPIC_API_KEY": (("anthropicApiKey",), ("anthropicApiKeyExistingSecretName",),
-                          ("anthropicApiKeyExistingSecretKey",)),
-    "LANGCHAIN_API_KEY": (("langchainApiKey",), ("langchainApiKeyExistingSecretName",),
-                          ("langchainApiKeyExistingSecretKey",)),
-}
 
 
 @dataclass
@@ -62,10 +53,10 @@ def load_example(path: Path) -> Example:
     values = k8s.merge(chart_values, yaml.safe_load(path.read_text()) or {})
     objs = render(files=[path])
     refs = {}
-    for var, (_plain, name_key, key_key) in CREDENTIALS.items():
-        name = k8s.dig(values, *name_key)
+    for c in CREDENTIALS:
+        name = at(values, c.name_path)
         if name:
-            refs[var] = (name, k8s.dig(values, *key_key) or var)
+            refs[c.env] = (name, at(values, c.key_path) or c.env)
     return Example(path=path, values=values, objs=objs, user_credential_refs=refs)
 
 

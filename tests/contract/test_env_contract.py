@@ -11,7 +11,8 @@ from typing import Any, Mapping
 import pytest
 
 from agent_backend import config as service_config
-from tests.contract.examples import CREDENTIALS, Example, user_objects
+from tests.contract.examples import Example, user_objects
+from tests.support.credentials import CREDENTIALS, at
 from tests.support.helm import render
 from tests.support.localpod import LocalPod, SecretOnArgv, secret_values
 
@@ -130,16 +131,15 @@ def test_credentials_come_from_where_the_values_say(example: Example) -> None:
     """Plain values: the chart Secret holds exactly that value; existing Secrets: referenced directly."""
     pod = local_pod(example)
     app = {e["name"]: e for e in pod.app.get("env") or []}
-    for var, (plain_key, _name_key, _key_key) in CREDENTIALS.items():
+    for c in CREDENTIALS:
+        var = c.env
         assert var in app, f"{example.id}: {var} is not set on the app container"
         ref = (app[var].get("valueFrom") or {}).get("secretKeyRef")
         assert ref, f"{example.id}: {var} must come from a secretKeyRef, got {app[var]}"
         if var in example.user_credential_refs:
             assert (ref["name"], ref["key"]) == example.user_credential_refs[var], (example.id, var, ref)
         else:
-            plain = example.values
-            for k in plain_key:
-                plain = plain[k]
+            plain = at(example.values, c.value_path)
             assert ref["name"] in example.chart_secret_names, (example.id, var, ref)
             assert pod.resolve_env(pod.app).values[var] == plain, f"{example.id}: {var} decodes to another value"
 

@@ -1,22 +1,25 @@
 {{/* Sensitive values: the chart Secret, references to existing Secrets, registry credentials. */}}
 
-{{/* agent-backend.secrets.credentials: takes the root context; returns, as a YAML list, one entry per credential of the env contract: env (the env var and chart Secret key), value (plain text), existingName / existingKey (the user's Secret), valueKey / nameKey (the values paths, for messages). */}}
+{{/* agent-backend.secrets.credentials: takes the root context; returns, as a YAML list, one entry per credential of the env contract: env (the env var and chart Secret key), value (plain text), existingName / existingKey (the user's Secret and its key), valuePath / namePath / keyPath (the values paths of those three, for messages). */}}
 {{- define "agent-backend.secrets.credentials" -}}
 - env: AGENT_BACKEND_DB_PASSWORD
-  valueKey: database.password
-  nameKey: database.existingSecretName
+  valuePath: database.password
+  namePath: database.existingSecretName
+  keyPath: database.existingSecretKey
   value: {{ .Values.database.password | default "" | toJson }}
   existingName: {{ .Values.database.existingSecretName | default "" | toJson }}
   existingKey: {{ .Values.database.existingSecretKey | default "" | toJson }}
 - env: ANTHROPIC_API_KEY
-  valueKey: anthropicApiKey
-  nameKey: anthropicApiKeyExistingSecretName
+  valuePath: anthropicApiKey
+  namePath: anthropicApiKeyExistingSecretName
+  keyPath: anthropicApiKeyExistingSecretKey
   value: {{ .Values.anthropicApiKey | default "" | toJson }}
   existingName: {{ .Values.anthropicApiKeyExistingSecretName | default "" | toJson }}
   existingKey: {{ .Values.anthropicApiKeyExistingSecretKey | default "" | toJson }}
 - env: LANGCHAIN_API_KEY
-  valueKey: langchainApiKey
-  nameKey: langchainApiKeyExistingSecretName
+  valuePath: langchainApiKey
+  namePath: langchainApiKeyExistingSecretName
+  keyPath: langchainApiKeyExistingSecretKey
   value: {{ .Values.langchainApiKey | default "" | toJson }}
   existingName: {{ .Values.langchainApiKeyExistingSecretName | default "" | toJson }}
   existingKey: {{ .Values.langchainApiKeyExistingSecretKey | default "" | toJson }}

@@ -1,29 +1,56 @@
-{{/* Requirement checks: every message names the values key to fix. */}}
+{{/* Requirement checks: every message names the values key to fix. One helper per area, named after the values keys it guards; agent-backend.validate.messages runs them in order. */}}
 
 {{/* agent-backend.validate.messages: takes the root context; returns every requirement failure, one "agent-backend: ..." message per line ("" when the values are usable). */}}
 {{- define "agent-backend.validate.messages" -}}
+{{- list
+  (include "agent-backend.validate.database" .)
+  (include "agent-backend.validate.credentials" .)
+  (include "agent-backend.validate.images" .)
+  (include "agent-backend.validate.imageCredentials" .)
+  (include "agent-backend.validate.domains" .)
+  (include "agent-backend.validate.service" .)
+  (include "agent-backend.validate.extraOptions" .)
+  (include "agent-backend.validate.extraVolumes" .)
+  (include "agent-backend.validate.initContainers" .)
+  (include "agent-backend.validate.extraEnvVars" .)
+  (include "agent-backend.validate.dbMigrationInitContainer" .)
+  (include "agent-backend.validate.probes" .)
+  (include "agent-backend.validate.ingress" .)
+  (include "agent-backend.validate.extraDeploy" .)
+  | compact | join "\n" -}}
+{{- end -}}
+
+{{/* agent-backend.validate.database: takes the root context; returns the failures of database.host, database.name and database.username (set), one message per line. */}}
+{{- define "agent-backend.validate.database" -}}
 {{- $v := .Values -}}
 {{- $errors := list -}}
-
-{{- /* Database connection */ -}}
 {{- range $key := list "host" "name" "username" -}}
 {{- if not (get $v.database $key) -}}
 {{- $errors = append $errors (printf "agent-backend: set database.%s (the MySQL %s the service connects to)" $key (get (dict "host" "host name" "name" "database name" "username" "user name") $key)) -}}
 {{- end -}}
 {{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
 
-{{- /* Credentials: exactly one of the plain value and the existing Secret */ -}}
+{{/* agent-backend.validate.credentials: takes the root context; returns the failures of each credential of agent-backend.secrets.credentials (database.password, anthropicApiKey, langchainApiKey and their existing Secret's name and key: exactly one of the plain value and the existing Secret, and a key with the Secret), one message per line. */}}
+{{- define "agent-backend.validate.credentials" -}}
+{{- $errors := list -}}
 {{- range (include "agent-backend.secrets.credentials" . | fromYamlArray) -}}
 {{- if and .value .existingName -}}
-{{- $errors = append $errors (printf "agent-backend: set only one of %s and %s, not both" .valueKey .nameKey) -}}
+{{- $errors = append $errors (printf "agent-backend: set only one of %s and %s, not both" .valuePath .namePath) -}}
 {{- else if and (not .value) (not .existingName) -}}
-{{- $errors = append $errors (printf "agent-backend: set %s or %s (the %s)" .valueKey .nameKey .env) -}}
+{{- $errors = append $errors (printf "agent-backend: set %s or %s (the %s)" .valuePath .namePath .env) -}}
 {{- else if and .existingName (not .existingKey) -}}
-{{- $errors = append $errors (printf "agent-backend: set the key of %s (%s)" .nameKey (replace "Name" "Key" .nameKey)) -}}
+{{- $errors = append $errors (printf "agent-backend: set the key of %s (%s)" .namePath .keyPath) -}}
 {{- end -}}
+{{- end -}}
+{{- join "\n" $errors -}}
 {{- end -}}
 
-{{- /* Images */ -}}
+{{/* agent-backend.validate.images: takes the root context; returns the failures of image and initContainerDependencies.waitForMySQL.image (a repository, a well-formed digest), one message per line. */}}
+{{- define "agent-backend.validate.images" -}}
+{{- $v := .Values -}}
+{{- $errors := list -}}
 {{- if not $v.image.repository -}}
 {{- $errors = append $errors "agent-backend: set image.repository" -}}
 {{- end -}}
@@ -35,8 +62,14 @@
 {{- $errors = append $errors (printf "agent-backend: %s must look like sha256:<64 lowercase hex digits>" $path) -}}
 {{- end -}}
 {{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
+
+{{/* agent-backend.validate.imageCredentials: takes the root context; returns the failures of global.imageCredentials (registry, username and password on each entry, each registry once), one message per line. */}}
+{{- define "agent-backend.validate.imageCredentials" -}}
+{{- $errors := list -}}
 {{- $registries := list -}}
-{{- range $i, $cred := ($v.global.imageCredentials | default list) -}}
+{{- range $i, $cred := (.Values.global.imageCredentials | default list) -}}
 {{- $missing := list -}}
 {{- range $field := list "registry" "username" "password" -}}
 {{- if not (get $cred $field) -}}{{- $missing = append $missing $field -}}{{- end -}}
@@ -48,8 +81,13 @@
 {{- end -}}
 {{- $registries = append $registries (toString $cred.registry) -}}
 {{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
 
-{{- /* Domains: bare host names, the chart adds https:// */ -}}
+{{/* agent-backend.validate.domains: takes the root context; returns the failures of global.platformExternalDomain, global.agentBackendDomain and global.mcpDomain (bare host names, the chart adds https://), one message per line. */}}
+{{- define "agent-backend.validate.domains" -}}
+{{- $v := .Values -}}
+{{- $errors := list -}}
 {{- range $path, $raw := dict "global.platformExternalDomain" $v.global.platformExternalDomain "global.agentBackendDomain" $v.global.agentBackendDomain "global.mcpDomain" $v.global.mcpDomain -}}
 {{- $domain := include "agent-backend.config.domain" (dict "value" $raw "context" $) -}}
 {{- if not $domain -}}
@@ -58,8 +96,13 @@
 {{- $errors = append $errors (printf "agent-backend: %s must be a bare host name without scheme or path (got %q)" $path $domain) -}}
 {{- end -}}
 {{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
 
-{{- /* Service */ -}}
+{{/* agent-backend.validate.service: takes the root context; returns the failures of service.http, service.extraServices and service.extraOptions, one message per line. */}}
+{{- define "agent-backend.validate.service" -}}
+{{- $v := .Values -}}
+{{- $errors := list -}}
 {{- $nodePortTypes := list "NodePort" "LoadBalancer" -}}
 {{- if and (not (kindIs "invalid" $v.service.http.nodePort)) (not (has $v.service.type $nodePortTypes)) -}}
 {{- $errors = append $errors (printf "agent-backend: service.http.nodePort is only allowed when service.type is NodePort or LoadBalancer (service.type is %s)" $v.service.type) -}}
@@ -91,8 +134,13 @@
 {{- $errors = append $errors (printf "agent-backend: service.extraOptions.%s is set by the chart; use service.type / service.http / service.extraServices instead" $key) -}}
 {{- end -}}
 {{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
 
-{{- /* Deployment: fields the chart owns */ -}}
+{{/* agent-backend.validate.extraOptions: takes the root context; returns the failures of extraOptionsSpec and extraOptionsTemplateSpec (Deployment and pod fields the chart owns), one message per line. */}}
+{{- define "agent-backend.validate.extraOptions" -}}
+{{- $v := .Values -}}
+{{- $errors := list -}}
 {{- range $key := list "selector" "template" -}}
 {{- if hasKey ($v.extraOptionsSpec | default dict) $key -}}
 {{- $errors = append $errors (printf "agent-backend: extraOptionsSpec.%s is owned by the chart and cannot be overridden" $key) -}}
@@ -104,19 +152,23 @@
 {{- $errors = append $errors (printf "agent-backend: extraOptionsTemplateSpec.%s is owned by the chart; use %s instead" $key $instead) -}}
 {{- end -}}
 {{- end -}}
-{{- $rendered := dict -}}
-{{- range $key := list "extraVolumes" "extraVolumeMounts" "initContainers" -}}
-{{- $_ := set $rendered $key (include "agent-backend.tpl.render" (dict "value" (get $v $key | default list) "context" $) | fromYamlArray) -}}
+{{- join "\n" $errors -}}
 {{- end -}}
+
+{{/* agent-backend.validate.extraVolumes: takes the root context; returns the failures of extraVolumes and extraVolumeMounts, rendered with tpl (tmp is the chart's volume, a mount names a volume of extraVolumes, each mount path once), one message per line. */}}
+{{- define "agent-backend.validate.extraVolumes" -}}
+{{- $errors := list -}}
+{{- $extraVolumes := include "agent-backend.tpl.render" (dict "value" (.Values.extraVolumes | default list) "context" .) | fromYamlArray -}}
+{{- $extraVolumeMounts := include "agent-backend.tpl.render" (dict "value" (.Values.extraVolumeMounts | default list) "context" .) | fromYamlArray -}}
 {{- $volumes := list "tmp" -}}
-{{- range $i, $vol := $rendered.extraVolumes -}}
+{{- range $i, $vol := $extraVolumes -}}
 {{- if eq (toString (get $vol "name")) "tmp" -}}
 {{- $errors = append $errors (printf "agent-backend: extraVolumes[%d] is named tmp, which the chart uses for /tmp; rename it" $i) -}}
 {{- end -}}
 {{- $volumes = append $volumes (toString (get $vol "name")) -}}
 {{- end -}}
 {{- $mountPaths := dict "/tmp" "the chart's /tmp" -}}
-{{- range $i, $mount := $rendered.extraVolumeMounts -}}
+{{- range $i, $mount := $extraVolumeMounts -}}
 {{- if not (has (toString (get $mount "name")) $volumes) -}}
 {{- $errors = append $errors (printf "agent-backend: extraVolumeMounts[%d] mounts volume %q, which is not in extraVolumes" $i (toString (get $mount "name"))) -}}
 {{- end -}}
@@ -126,27 +178,49 @@
 {{- end -}}
 {{- $_ := set $mountPaths $path (printf "extraVolumeMounts[%d]" $i) -}}
 {{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
+
+{{/* agent-backend.validate.initContainers: takes the root context; returns the failures of initContainers, rendered with tpl (each name once, none a name of the chart's containers), one message per line. */}}
+{{- define "agent-backend.validate.initContainers" -}}
+{{- $errors := list -}}
 {{- $containerNames := list "db-migration" "agent-backend" -}}
-{{- if include "agent-backend.waitForMySQL.enabled" $ -}}{{- $containerNames = append $containerNames "wait-for-mysql" -}}{{- end -}}
-{{- range $i, $c := $rendered.initContainers -}}
+{{- if include "agent-backend.waitForMySQL.enabled" . -}}{{- $containerNames = append $containerNames "wait-for-mysql" -}}{{- end -}}
+{{- range $i, $c := (include "agent-backend.tpl.render" (dict "value" (.Values.initContainers | default list) "context" .) | fromYamlArray) -}}
 {{- $name := toString (get $c "name") -}}
 {{- if has $name $containerNames -}}
 {{- $errors = append $errors (printf "agent-backend: initContainers[%d].name %q is already used by a container of the pod (the chart's: %s)" $i $name "db-migration, agent-backend and, while it is enabled, wait-for-mysql") -}}
 {{- end -}}
 {{- $containerNames = append $containerNames $name -}}
 {{- end -}}
-{{- range $i, $var := ($v.extraEnvVars | default list) -}}
-{{- range (include "agent-backend.secrets.credentials" $ | fromYamlArray) -}}
-{{- if eq (toString (get $var "name")) .env -}}
-{{- $errors = append $errors (printf "agent-backend: extraEnvVars[%d] sets %s, which the chart sets from a Secret; use %s or %s instead" $i .env .valueKey .nameKey) -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- if not $v.dbMigrationInitContainer.command -}}
-{{- $errors = append $errors "agent-backend: set dbMigrationInitContainer.command (default [\"./init.sh\"])" -}}
+{{- join "\n" $errors -}}
 {{- end -}}
 
-{{- /* Probes */ -}}
+{{/* agent-backend.validate.extraEnvVars: takes the root context; returns the failures of extraEnvVars (none may set a credential's env var), one message per line. */}}
+{{- define "agent-backend.validate.extraEnvVars" -}}
+{{- $errors := list -}}
+{{- $credentials := include "agent-backend.secrets.credentials" . | fromYamlArray -}}
+{{- range $i, $var := (.Values.extraEnvVars | default list) -}}
+{{- range $credentials -}}
+{{- if eq (toString (get $var "name")) .env -}}
+{{- $errors = append $errors (printf "agent-backend: extraEnvVars[%d] sets %s, which the chart sets from a Secret; use %s or %s instead" $i .env .valuePath .namePath) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
+
+{{/* agent-backend.validate.dbMigrationInitContainer: takes the root context; returns the failure of dbMigrationInitContainer.command (set), "" when there is none. */}}
+{{- define "agent-backend.validate.dbMigrationInitContainer" -}}
+{{- if not .Values.dbMigrationInitContainer.command -}}
+agent-backend: set dbMigrationInitContainer.command (default ["./init.sh"])
+{{- end -}}
+{{- end -}}
+
+{{/* agent-backend.validate.probes: takes the root context; returns the failures of startupProbe, readinessProbe and livenessProbe while enabled (httpGet.port a port number or http, successThreshold 1 where Kubernetes wants it), one message per line. */}}
+{{- define "agent-backend.validate.probes" -}}
+{{- $v := .Values -}}
+{{- $errors := list -}}
 {{- range $name := list "startupProbe" "readinessProbe" "livenessProbe" -}}
 {{- $probe := get $v $name -}}
 {{- if $probe.enabled -}}
@@ -165,9 +239,13 @@
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
 
-{{- /* Ingress */ -}}
-{{- /* An Ingress host is a lower-case DNS name without port, not an IP (a leading "*." only on extra hosts). */ -}}
+{{/* agent-backend.validate.ingress: takes the root context; returns, while ingress.enabled, the failures of the Ingress hosts (global.agentBackendDomain and ingress.extraHosts[].host: a lower-case DNS name without port, not an IP; a leading "*." only on extra hosts), one message per line. */}}
+{{- define "agent-backend.validate.ingress" -}}
+{{- $v := .Values -}}
+{{- $errors := list -}}
 {{- if $v.ingress.enabled -}}
 {{- $hostPattern := "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" -}}
 {{- $domain := include "agent-backend.config.domain" (dict "value" $v.global.agentBackendDomain "context" $) -}}
@@ -184,15 +262,18 @@
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
 
-{{- /* Extra objects */ -}}
-{{- range $i, $item := ($v.extraDeploy | default list) -}}
+{{/* agent-backend.validate.extraDeploy: takes the root context; returns the failures of extraDeploy, rendered with tpl (each item one object with apiVersion, kind and metadata.name), one message per line. */}}
+{{- define "agent-backend.validate.extraDeploy" -}}
+{{- $errors := list -}}
+{{- range $i, $item := (.Values.extraDeploy | default list) -}}
 {{- $obj := include "agent-backend.tpl.render" (dict "value" $item "context" $) | fromYaml -}}
 {{- if or (hasKey $obj "Error") (not $obj.apiVersion) (not $obj.kind) (not (($obj.metadata | default dict).name)) -}}
 {{- $errors = append $errors (printf "agent-backend: extraDeploy[%d] must be one Kubernetes object with apiVersion, kind and metadata.name" $i) -}}
 {{- end -}}
 {{- end -}}
-
 {{- join "\n" $errors -}}
 {{- end -}}
 
