@@ -67,7 +67,7 @@ def override_only_vars() -> set[str]:
     declared = getattr(service_config, "OVERRIDE_ENV_VARS", None)
     assert declared is not None, (
         "agent_backend.config has no OVERRIDE_ENV_VARS: the service must declare which variables "
-        "it reads that the chart does not set (requested in service-issues.md)")
+        "it reads that the chart does not set")
     return set(declared)
 
 
@@ -93,7 +93,7 @@ def test_the_chart_sets_every_variable_the_service_reads(example: Example) -> No
 def test_the_service_declares_exactly_what_it_reads(example: Example) -> None:
     """The config module's public list of names agrees with what load_config() really looks up."""
     declared = getattr(service_config, "ENV_VARS", None)
-    assert declared is not None, "agent_backend.config has no public ENV_VARS (requested in service-issues.md)"
+    assert declared is not None, "agent_backend.config has no public ENV_VARS"
     pod = local_pod(example)
     reads = service_reads(pod.resolve_env(pod.app).values)
     assert reads == set(declared), (f"load_config() reads {sorted(reads - set(declared))} not in ENV_VARS; "
