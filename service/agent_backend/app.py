@@ -1,7 +1,8 @@
 """create_app(config): one aiohttp Application with its Context (context.py), its middlewares and routes.
 
 Each resource is set up, in order, and torn down, in reverse, by one aiohttp cleanup context: the MySQL
-pool, the Platform client, Claude, LangSmith, the event log with the run manager, the database monitor.
+pool, the Platform client, Claude, LangSmith, Seqera MCP, the event log with the run manager, the database
+monitor.
 Shutdown: SIGTERM/SIGINT start `drain_then_stop` (handlers installed by __main__); an in-process server
 that simply closes drains in on_shutdown instead. Where the process is in that is the Lifecycle's.
 """
@@ -68,12 +69,23 @@ async def _tracing(app: web.Application) -> AsyncIterator[None]:
     await c.tracer.close()
 
 
+async def _mcp(app: web.Application) -> AsyncIterator[None]:
+    """Seqera MCP, when SEQERA_MCP_URL is set (the `mcp` SDK is imported only then)."""
+    c = app[CTX]
+    if c.cfg.mcp_url:
+        from .seqera_mcp import SeqeraMcp
+        c.mcp = SeqeraMcp(c.cfg)
+    yield
+    if c.mcp is not None:
+        await c.mcp.close()
+
+
 async def _runs(app: web.Application) -> AsyncIterator[None]:
     """The event writer and the run manager: torn down once the runs are over (drained, or interrupted now)."""
     c = app[CTX]
     c.writer = EventWriter(c.db, c.cfg.db_write_retry, c.lifecycle)
     c.writer.start()
-    c.runs = RunManager(c.cfg, c.db, c.llm, c.tracer, c.writer, c.lifecycle)
+    c.runs = RunManager(c.cfg, c.db, c.llm, c.tracer, c.writer, c.lifecycle, c.mcp)
     c.runs.start()
     c.streamer = EventStreamer(c.db, c.runs.hubs, c.runs.wait_run_started, c.runs.remote_run_active,
                                c.cfg.sse_ping_interval or c.cfg.heartbeat_interval, c.lifecycle)
@@ -143,7 +155,7 @@ def create_app(cfg: Config) -> web.Application:
     app = web.Application(client_max_size=cfg.max_body_bytes, middlewares=[errors, authenticate])
     app[CTX] = Context(cfg=cfg, db=Database(cfg.db), lifecycle=Lifecycle(), schema_version=discover()[-1].version)
     app.add_routes(routes)
-    app.cleanup_ctx.extend([_announced, _database, _platform, _model, _tracing, _runs, _db_monitor])
+    app.cleanup_ctx.extend([_announced, _database, _platform, _model, _tracing, _mcp, _runs, _db_monitor])
     app.on_startup.append(_started)
     app.on_shutdown.append(_on_shutdown)
     return app

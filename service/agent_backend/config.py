@@ -92,6 +92,12 @@ class Config:
     llm_backoff: float = 0.5           # first backoff in seconds, doubled each retry
     llm_timeout: float = 600.0
     monthly_token_limit: int = 0       # 0 = no limit; otherwise 429 once input+output reach it
+    mcp_connect_timeout: float = 5.0   # Seqera MCP: connect and initialize
+    mcp_list_timeout: float = 10.0     # tools/list, every page
+    mcp_call_timeout: float = 120.0    # one tools/call
+    mcp_tools_ttl: float = 60.0        # a token's tool list is reused this long
+    mcp_connections_per_run: int = 2   # a run's first connection and one reconnect
+    mcp_retry_after: float = 15.0      # after an outage, runs go without MCP this long before trying again
 
     @property
     def tracing_enabled(self) -> bool:

@@ -4,6 +4,7 @@ resource starts (aiohttp's cleanup_ctx) and empties nothing: teardown closes the
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -18,6 +19,9 @@ from .platform_api import Platform
 from .runs import RunManager
 from .tracing import Tracer
 
+if TYPE_CHECKING:
+    from .seqera_mcp import SeqeraMcp
+
 
 @dataclasses.dataclass
 class Context:
@@ -30,6 +34,7 @@ class Context:
     auth: Authenticator | None = None
     llm: LLM | None = None
     tracer: Tracer | None = None
+    mcp: SeqeraMcp | None = None  # None: SEQERA_MCP_URL not set
     writer: EventWriter | None = None
     runs: RunManager | None = None
     streamer: EventStreamer | None = None

@@ -259,7 +259,7 @@ async def post_message(request: web.Request) -> web.Response:
         raise BadRequest("field 'mode' must be 'plan' or 'build'")
     field(body, "interaction_mode", str)
     field(body, "caller", str)
-    run = await c.runs.start_run(user_of(request), session_id_of(request), body)
+    run = await c.runs.start_run(user_of(request), session_id_of(request), body, token=bearer_token(request))
     return web.json_response({"status": "accepted", "run_id": run.id, "session_id": run.session_id})
 
 

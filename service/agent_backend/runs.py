@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from . import queries
 from .auth import User
@@ -28,9 +29,12 @@ from .lifecycle import Lifecycle
 from .liveness import Liveness
 from .llm import LLM, StepState, UpstreamError
 from .logs import log
-from .tools import LOCAL_TOOL_NAMES, WRITING_TOOLS, system_prompt, tool_result_text, tools_for_mode
+from .tools import WRITING_TOOLS, system_prompt, tool_result_text, tools_for_mode
 from .tracing import Tracer
 from .usage import Usage
+
+if TYPE_CHECKING:
+    from .seqera_mcp import McpSession, McpTool, SeqeraMcp
 
 logger = logging.getLogger("agent_backend.runs")
 FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
@@ -73,8 +77,10 @@ class Outcome:
 
 class Run:
     def __init__(self, mgr: "RunManager", *, run_id: str, session_id: str, turn: queries.TurnStart, user: User,
-                 content: str, mode: str | None, hub: Hub):
+                 token: str | None, content: str, mode: str | None, hub: Hub):
         self.mgr, self.id, self.session_id, self.turn, self.user = mgr, run_id, session_id, turn, user
+        self._token = token  # the caller's Platform token, for Seqera MCP only; in memory for the run only
+        self.mcp: McpSession | None = None
         self.content, self.mode, self.hub = content, mode, hub
         self.task: asyncio.Task | None = None
         self.tool_waiters: dict[str, asyncio.Future] = {}
@@ -146,9 +152,12 @@ class Run:
         else:
             history = build_history(await queries.list_messages(self.mgr.db, self.session_id))
         tools = tools_for_mode(self.mode) if turn.local_execution else []
+        platform = await self._platform_tools(span)
+        tools += [t.spec() for t in platform]
         system = system_prompt(cwd=turn.cwd, directory_context=turn.directory_context,
                                instruction_context=turn.instruction_context, mode=self.mode,
-                               local_execution=turn.local_execution)
+                               local_execution=turn.local_execution, platform_tools=bool(platform),
+                               platform_problem=self.mcp.problem if self.mcp else None)
         self.marks["context_ms"] = round((time.monotonic() - started) * 1000, 2)
 
         def on_text(delta: str) -> None:
@@ -186,6 +195,14 @@ class Run:
             history.append({"role": "user", "content": results})
         return Outcome.failed(f"Stopped after {cfg.max_steps} model calls in one turn (tool loop limit).")
 
+    async def _platform_tools(self, span) -> list[McpTool]:
+        """Seqera MCP's tools this turn may offer: the read-only ones. Tools that change state are not offered
+        (nor run) until the user can approve them."""
+        if self.mgr.mcp is None or not self._token:
+            return []
+        self.mcp = self.mgr.mcp.session(self._token, span)
+        return [t for t in await self.mcp.list_tools() if t.read_only]
+
     async def _finish(self, outcome: Outcome, span, answer: list[str], started: float) -> None:
         """Write the outcome: bookkeeping first, so that once the client sees the terminal part the run is
         over everywhere (a next message is never refused with 409 because of this run)."""
@@ -204,6 +221,9 @@ class Run:
                 tail = terminal
         if tail is not None and not self.hub.done:
             self.hub.fail(DatabaseUnavailable(), tail)
+        if self.mcp is not None:
+            with contextlib.suppress(Exception):
+                await self.mcp.close()
         span.end(outputs={"answer": "".join(answer), "status": outcome.status, "usage": self.usage.as_dict()},
                  error=outcome.error)
         log(logger, logging.INFO, "run finished", run_id=self.id, session_id=self.session_id, status=outcome.status,
@@ -249,35 +269,51 @@ class Run:
                 error=type(exc).__name__)
 
     async def _run_tool(self, tu: dict, offered: list[dict]) -> dict:
+        """Run one tool call: refused, on Seqera MCP, or by the CLI (execute-local, then its posted result)."""
         name, args, tid = tu["name"], tu.get("input") or {}, tu["id"]
         self.emit({"type": "tool-call", "toolCallId": tid, "toolName": name, "args": args})
-        offered_names = {t["name"] for t in offered}
+        remote = self.mcp.tools.get(name) if self.mcp else None
         ran_locally = False  # the CLI ran it and posted the result (and shows it itself)
-        if name not in LOCAL_TOOL_NAMES or name not in offered_names or tu.get("_bad_json"):
-            why = ("its arguments were not valid JSON" if tu.get("_bad_json") else
-                   "it is not allowed in plan mode" if name in WRITING_TOOLS and self.mode == "plan" else
-                   "it is not available")
-            result = {"stdout": "", "stderr": f"Tool {name} was not run: {why}.", "exit_code": 1}
-        else:
+        if tu.get("_bad_json") or name not in {t["name"] for t in offered}:
+            text, is_error = tool_result_text({"stderr": f"Tool {name} was not run: {self._refusal(tu, remote)}.",
+                                               "exit_code": 1}), True
+        elif remote is not None:
             self._checkpoint()
-            fut = asyncio.get_running_loop().create_future()
-            self.tool_waiters[tid] = fut
-            await self.emit({"type": "execute-local", "toolName": name, "args": args, "requestId": tid},
-                            durable=True)
-            try:
-                async with asyncio.timeout(self.mgr.cfg.tool_result_timeout):
-                    result = await fut
-                ran_locally = True
-            except asyncio.TimeoutError:
-                result = {"stdout": "", "stderr": f"No result from the CLI within "
-                          f"{self.mgr.cfg.tool_result_timeout:g}s; the tool call timed out.", "exit_code": 124}
-                log(logger, logging.INFO, "tool result timed out", run_id=self.id, tool=name)
-        text = tool_result_text(result)
+            called = await self.mcp.call(remote, args)
+            text, is_error = called.text, called.is_error
+        else:
+            result = await self._run_locally(tid, name, args)
+            ran_locally = result is not None
+            result = result or {"stdout": "", "stderr": f"No result from the CLI within "
+                                f"{self.mgr.cfg.tool_result_timeout:g}s; the tool call timed out.", "exit_code": 124}
+            code = result.get("exit_code")
+            text, is_error = tool_result_text(result), not (code == 0 or code is None)
         self.emit(local_tool_result(tid, text) if ran_locally else
                   {"type": "tool-result", "toolCallId": tid, "result": text})
-        code = result.get("exit_code")
-        return {"type": "tool_result", "tool_use_id": tid, "content": text,
-                "is_error": not (code == 0 or code is None)}
+        return {"type": "tool_result", "tool_use_id": tid, "content": text, "is_error": is_error}
+
+    def _refusal(self, tu: dict, remote: McpTool | None) -> str:
+        """Why a call was not run."""
+        if tu.get("_bad_json"):
+            return "its arguments were not valid JSON"
+        if self.mode == "plan" and (tu["name"] in WRITING_TOOLS or (remote is not None and not remote.read_only)):
+            return "it is not allowed in plan mode"
+        if remote is not None and not remote.read_only:
+            return "it changes Seqera Platform state, and this backend cannot ask the user's approval for that yet"
+        return "it is not available"
+
+    async def _run_locally(self, tid: str, name: str, args: dict) -> dict | None:
+        """Ask the CLI to run a local tool; its posted result, or None when none came in time."""
+        self._checkpoint()
+        fut = asyncio.get_running_loop().create_future()
+        self.tool_waiters[tid] = fut
+        await self.emit({"type": "execute-local", "toolName": name, "args": args, "requestId": tid}, durable=True)
+        try:
+            async with asyncio.timeout(self.mgr.cfg.tool_result_timeout):
+                return await fut
+        except asyncio.TimeoutError:
+            log(logger, logging.INFO, "tool result timed out", run_id=self.id, tool=name)
+            return None
 
 
 class RunManager:
@@ -285,8 +321,8 @@ class RunManager:
     and feeding tool results to a run, here or (through MySQL) on the replica that runs it."""
 
     def __init__(self, cfg: Config, db: Database, llm: LLM, tracer: Tracer, writer: EventWriter,
-                 lifecycle: Lifecycle):
-        self.cfg, self.db, self.llm, self.tracer, self.writer = cfg, db, llm, tracer, writer
+                 lifecycle: Lifecycle, mcp: "SeqeraMcp | None" = None):
+        self.cfg, self.db, self.llm, self.tracer, self.writer, self.mcp = cfg, db, llm, tracer, writer, mcp
         self.lifecycle = lifecycle
         self.owner = uuid.uuid4().hex
         self.runs: dict[str, Run] = {}
@@ -303,7 +339,7 @@ class RunManager:
         """Whether a run of the session is live, or being started, in this process."""
         return session_id in self.runs or session_id in self.starting
 
-    async def start_run(self, user: User, session_id: str, body: dict) -> Run:
+    async def start_run(self, user: User, session_id: str, body: dict, token: str | None = None) -> Run:
         if self.lifecycle.draining:
             raise ServiceDraining()
         sid = session_id
@@ -334,8 +370,8 @@ class RunManager:
             first_seq = max(first_seq, previous.next_seq)
         hub = Hub(sid, run_id, first_seq)
         hub.user_id = user.id
-        run = Run(self, run_id=run_id, session_id=sid, turn=turn, user=user, content=content, mode=body.get("mode"),
-                  hub=hub)
+        run = Run(self, run_id=run_id, session_id=sid, turn=turn, user=user, token=token, content=content,
+                  mode=body.get("mode"), hub=hub)
         self.hubs[sid] = hub
         self.runs[sid] = run
         run.task = asyncio.get_running_loop().create_task(run.execute(), name=f"run-{run_id}")

@@ -87,7 +87,6 @@ LOCAL_TOOLS: list[dict[str, Any]] = [
 # Tools that change the user's machine or run programs: not offered in plan mode.
 WRITING_TOOLS = frozenset({"execute_bash_local", "write_file_local", "edit_file_local",
                            "run_nextflow_lint_local", "run_nf_core_lint_local"})
-LOCAL_TOOL_NAMES = frozenset(t["name"] for t in LOCAL_TOOLS)
 
 
 def tools_for_mode(mode: str | None) -> list[dict[str, Any]]:
@@ -101,7 +100,8 @@ def _clip(text: str, limit: int) -> str:
 
 
 def system_prompt(*, cwd: str, directory_context: Any, instruction_context: Any, mode: str | None,
-                  local_execution: bool) -> str:
+                  local_execution: bool, platform_tools: bool = False, platform_problem: str | None = None) -> str:
+    """`platform_tools`: Seqera MCP's tools are offered; `platform_problem`: why they are not, in one line."""
     parts = [
         "You are Seqera AI, an assistant for bioinformatics pipelines (Nextflow, nf-core) and the Seqera "
         "Platform, talking to a user through the Seqera CLI.",
@@ -112,8 +112,16 @@ def system_prompt(*, cwd: str, directory_context: Any, instruction_context: Any,
     if mode == "plan":
         parts.append("Plan mode: you may only read and search. Do not try to run commands or change files; "
                      "produce a plan instead.")
+    if platform_tools:
+        parts.append("Tools named mcp__seqera__* run on the user's own Seqera Platform, with their access: use "
+                     "them to look up their workspaces, pipelines, runs, compute environments and datasets "
+                     "rather than guessing.")
+    elif platform_problem:
+        parts.append(f"The Seqera Platform tools are unavailable for this turn ({platform_problem}); if the user "
+                     "asks about their Platform, say so.")
     if not local_execution:
-        parts.append("Local execution is disabled for this session: do not call any tools.")
+        parts.append("Local execution is disabled for this session: do not call any "
+                     f"{'_local ' if platform_tools else ''}tools.")
     if directory_context:
         ctx = directory_context if isinstance(directory_context, str) else json.dumps(directory_context, indent=1)
         parts.append("<directory_context>\n" + _clip(ctx, 20_000) + "\n</directory_context>")

@@ -1,0 +1,198 @@
+"""Seqera MCP through the service: the user's own Platform as tools the model calls, run on the service
+with the caller's token, against a real MCP server (the SDK's own, tests/support/standins/mcp.py)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from tests.service.cli import run_bash
+from tests.support.standins.anthropic import Reply, tool_result_text
+from tests.support.standins.mcp import Call, McpStandIn
+
+LIST = "mcp__seqera__platform_list_workflows"
+LAUNCH = "mcp__seqera__platform_launch_workflow"
+
+
+@pytest.fixture
+def mcp(platform_standin) -> Iterator[McpStandIn]:
+    s = McpStandIn(platform_standin).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+async def service(make_service, mcp):
+    return await make_service(env_overrides={"SEQERA_MCP_URL": mcp.url})
+
+
+def tool_names(request) -> set[str]:
+    return {t["name"] for t in request.json.get("tools") or []}
+
+
+def results_in(request) -> list[dict]:
+    return [b for b in request.json["messages"][-1]["content"] if b.get("type") == "tool_result"]
+
+
+def system_of(request) -> str:
+    system = request.json["system"]
+    return system if isinstance(system, str) else " ".join(b["text"] for b in system)
+
+
+async def test_a_platform_question_is_answered_with_the_users_own_data(service, alice, mcp):
+    service.anthropic.script(Reply.tool_use(LIST, {"workspace": "acme/prod"}), Reply.text("One run failed."))
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "Which of my runs failed last night?", tools=run_bash)
+
+    assert turn.text == "One run failed."
+    assert "execute-local" not in turn.types  # run on the service: the CLI posts nothing back
+    [call] = [p for p in turn.parts if p["type"] == "tool-call"]
+    [result] = [p for p in turn.parts if p["type"] == "tool-result"]
+    assert (call["toolName"], call["args"]) == (LIST, {"workspace": "acme/prod"})
+    assert result["toolCallId"] == call["toolCallId"] and "alice_rnaseq_nightly" in result["result"]
+    assert mcp.calls == [Call("alice", "platform_list_workflows", {"workspace": "acme/prod"})]
+
+    first, second = service.anthropic.message_requests
+    offered = tool_names(first)
+    assert {LIST, "mcp__seqera__search_nfcore_module", "mcp__seqera__search_seqera_api"} <= offered
+    assert "execute_bash_local" in offered  # beside the local tools
+    assert "mcp__seqera__platform_" in system_of(first) or "mcp__seqera__*" in system_of(first)
+    [block] = results_in(second)
+    assert block["tool_use_id"] == call["toolCallId"] and not block.get("is_error")
+    assert "alice_rnaseq_nightly" in tool_result_text(block)
+
+
+async def test_the_call_is_part_of_the_conversation_history(service, alice):
+    service.anthropic.script(Reply.tool_use(LIST, {"workspace": "acme/prod"}), Reply.text("One run failed."),
+                             Reply.text("It was the nightly one."))
+    sid = await alice.create_session()
+    await alice.turn(sid, "Which runs failed?", tools=run_bash)
+    await alice.turn(sid, "Which one was it?", tools=run_bash)
+    resumed = service.anthropic.message_requests[-1].json["messages"]
+    assert "alice_rnaseq_nightly" in str(resumed)  # the model sees the earlier result
+    history = await alice.open_events(sid, cursor=0, history_only=True)
+    await history.read_to_end()
+    kinds = [(p["type"], p.get("toolName")) for p in history.parts() if p.get("type") in ("tool-call", "tool-result")]
+    assert kinds == [("tool-call", LIST), ("tool-result", None)]  # what -c and -s show
+
+
+async def test_a_tool_error_reaches_the_model_as_an_error(service, alice, mcp):
+    service.anthropic.script(Reply.tool_use("mcp__seqera__platform_get_compute_env", {"name": "aws"}),
+                             Reply.text("That compute environment is broken."))
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "Is my compute environment fine?", tools=run_bash)
+    assert turn.terminal["type"] == "finish"
+    [block] = results_in(service.anthropic.message_requests[1])
+    assert block["is_error"] is True
+
+
+async def test_tools_that_change_state_are_neither_offered_nor_run(service, alice, mcp):
+    service.anthropic.script(Reply.tool_use(LAUNCH, {"pipeline": "nf-core/rnaseq", "workspace": "acme/prod"}),
+                             Reply.text("I could not launch it."))
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "Launch nf-core/rnaseq", tools=run_bash)
+    assert LAUNCH not in tool_names(service.anthropic.message_requests[0])
+    assert "mcp__seqera__call_seqera_api" not in tool_names(service.anthropic.message_requests[0])
+    [result] = [p for p in turn.parts if p["type"] == "tool-result"]
+    assert "was not run" in result["result"] and "approval" in result["result"]
+    assert mcp.calls == []
+
+
+async def test_plan_mode_offers_only_read_only_tools(service, alice, mcp):
+    service.anthropic.script(Reply.tool_use(LAUNCH, {"pipeline": "nf-core/rnaseq", "workspace": "w"}),
+                             Reply.text("Here is the plan."))
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "Plan a launch", tools=run_bash, mode="plan")
+    offered = tool_names(service.anthropic.message_requests[0])
+    assert LIST in offered and LAUNCH not in offered
+    [result] = [p for p in turn.parts if p["type"] == "tool-result"]
+    assert "not allowed in plan mode" in result["result"]
+    assert mcp.calls == []
+
+
+async def test_users_see_only_their_own_data_and_a_turn_without_a_call_costs_no_request(service, alice, bob, mcp):
+    service.anthropic.script(Reply.tool_use(LIST, {"workspace": "w"}), Reply.text("done for alice"),
+                             Reply.tool_use(LIST, {"workspace": "w"}), Reply.text("done for bob"),
+                             Reply.text("no tool this time"))
+    results = {}
+    for who, cli in (("alice", alice), ("bob", bob)):
+        sid = await cli.create_session()
+        turn = await cli.turn(sid, "my runs?", tools=run_bash)
+        results[who] = [p["result"] for p in turn.parts if p["type"] == "tool-result"]
+    assert "alice_" in results["alice"][0] and "bob_" not in results["alice"][0]
+    assert "bob_" in results["bob"][0] and "alice_" not in results["bob"][0]
+    assert [c.user for c in mcp.calls] == ["alice", "bob"]
+    before = mcp.requests
+    sid = await alice.create_session()
+    await alice.turn(sid, "hello again", tools=run_bash)
+    assert LIST in tool_names(service.anthropic.message_requests[-1])  # alice's tools, from the cache
+    assert mcp.requests == before  # no handshake, no tools/list
+
+
+@pytest.mark.parametrize("trouble", ["refuse", "5xx", "hang"])
+async def test_mcp_trouble_never_takes_a_run_down(make_service, mcp, trouble, caplog):
+    service = await make_service(env_overrides={"SEQERA_MCP_URL": mcp.url}, mcp_connect_timeout=1.0,
+                                 mcp_list_timeout=1.0)
+    mcp.go_down(trouble)
+    alice = service.cli(service.sentinels.alice_token)
+    service.anthropic.script(Reply.tool_use("execute_bash_local", {"command": "echo local"}), Reply.text("done"),
+                             Reply.text("again"))
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "which runs failed?", tools=run_bash)
+    assert turn.text == "done" and turn.terminal["type"] == "finish"  # the local tools still work
+    first = service.anthropic.message_requests[0]
+    assert not any(n.startswith("mcp__") for n in tool_names(first))
+    assert "Seqera Platform tools are unavailable" in system_of(first)
+    await alice.turn(sid, "and now?", tools=run_bash)
+    warnings = [r for r in caplog.records if r.getMessage() == "Seqera MCP unavailable"]
+    assert len(warnings) == 1  # logged once, when it started
+
+
+async def test_a_token_mcp_rejects_is_told_to_the_model(service, alice, mcp, platform_standin):
+    service.anthropic.script(Reply.text("warm-up"), Reply.text("no platform"))
+    sid = await alice.create_session()  # the service checked alice's token (and caches it for a minute)
+    platform_standin.remove_user(service.sentinels.alice_token)  # MCP, which asks Platform, now says 401
+    await alice.turn(sid, "hi", tools=run_bash)
+    assert "rejected the access token (HTTP 401)" in system_of(service.anthropic.message_requests[0])
+
+
+async def test_a_server_restart_mid_run_reconnects_once(service, alice, mcp):
+    service.anthropic.script(Reply.tool_use(LIST, {"workspace": "w"}), Reply.tool_use(LIST, {"workspace": "w"}),
+                             Reply.text("both listed"))
+
+    sid = await alice.create_session()
+    stream = await alice.open_events(sid)
+    assert (await alice.send(sid, "list twice")).status == 200
+    await stream.until(lambda e: e.type == "tool-result")
+    mcp.go_down("refuse")
+    mcp.come_up()  # a new server: the run's MCP session is gone
+    await alice.follow(sid, stream, tools=run_bash)
+    await stream.close()
+    results = [p["result"] for p in stream.parts() if p["type"] == "tool-result"]
+    assert len(results) == 2 and all("alice_rnaseq_nightly" in r for r in results)
+    assert stream.parts()[-1]["type"] == "finish"
+    assert len(mcp.calls) == 2
+
+
+async def test_the_token_goes_to_mcp_only(service, alice, mcp, caplog):
+    service.anthropic.script(Reply.tool_use(LIST, {"workspace": "w"}), Reply.text("ok"))
+    sid = await alice.create_session()
+    await alice.turn(sid, "my runs?", tools=run_bash)
+    service.sentinels.assert_absent(caplog.text, "the service's log")
+    for request in service.anthropic.message_requests:
+        service.sentinels.assert_absent(request.body, "a model request")
+    with service.db.connect() as conn, conn.cursor() as cur:
+        for table in ("sessions", "messages", "runs", "events", "token_usage", "run_requests"):
+            cur.execute(f"SELECT * FROM {table}")
+            service.sentinels.assert_absent(repr(cur.fetchall()), f"table {table}")
+
+
+async def test_without_seqera_mcp_url_there_are_no_platform_tools(make_service, env):
+    service = await make_service(env_overrides={"SEQERA_MCP_URL": ""})
+    alice = service.cli(service.sentinels.alice_token)
+    service.anthropic.script(Reply.text("local only"))
+    sid = await alice.create_session()
+    await alice.turn(sid, "hi", tools=run_bash)
+    first = service.anthropic.message_requests[0]
+    assert not any(n.startswith("mcp__") for n in tool_names(first))
+    assert "Seqera Platform tools" not in system_of(first)
