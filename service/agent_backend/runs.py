@@ -196,12 +196,15 @@ class Run:
         return Outcome.failed(f"Stopped after {cfg.max_steps} model calls in one turn (tool loop limit).")
 
     async def _platform_tools(self, span) -> list[McpTool]:
-        """Seqera MCP's tools this turn may offer: the read-only ones. Tools that change state are not offered
-        (nor run) until the user can approve them."""
+        """Seqera MCP's tools this turn may offer: in plan mode the read-only ones only. A tool that changes
+        state runs only once the user approved it (_approval), which needs a CLI that runs local tools."""
         if self.mgr.mcp is None or not self._token:
             return []
         self.mcp = self.mgr.mcp.session(self._token, span)
-        return [t for t in await self.mcp.list_tools() if t.read_only]
+        tools = await self.mcp.list_tools()
+        if self.mode == "plan" or not self.turn.local_execution:
+            return [t for t in tools if t.read_only]
+        return tools
 
     async def _finish(self, outcome: Outcome, span, answer: list[str], started: float) -> None:
         """Write the outcome: bookkeeping first, so that once the client sees the terminal part the run is
@@ -277,6 +280,8 @@ class Run:
         if tu.get("_bad_json") or name not in {t["name"] for t in offered}:
             text, is_error = tool_result_text({"stderr": f"Tool {name} was not run: {self._refusal(tu, remote)}.",
                                                "exit_code": 1}), True
+        elif remote is not None and not remote.read_only and (denied := await self._approval(tid, name, args)):
+            text, is_error = tool_result_text({"stderr": f"Tool {name} was not run: {denied}.", "exit_code": 1}), True
         elif remote is not None:
             self._checkpoint()
             called = await self.mcp.call(remote, args)
@@ -298,9 +303,22 @@ class Run:
             return "its arguments were not valid JSON"
         if self.mode == "plan" and (tu["name"] in WRITING_TOOLS or (remote is not None and not remote.read_only)):
             return "it is not allowed in plan mode"
-        if remote is not None and not remote.read_only:
-            return "it changes Seqera Platform state, and this backend cannot ask the user's approval for that yet"
         return "it is not available"
+
+    async def _approval(self, tid: str, name: str, args: dict) -> str | None:
+        """Ask the user before a Platform tool that changes state, with the one approval CLI 1.12.0 has: an
+        `execute-local` for it. On yes the CLI, which does not know the tool, answers `Unknown tool: <name>`
+        (headless mode says yes to everything); on no, `Operation blocked: user denied approval`. None when
+        approved, else why not, for the model."""
+        answer = await self._run_locally(tid, name, args)
+        if answer is None:
+            return f"the user gave no answer within {self.mgr.cfg.tool_result_timeout:g}s"
+        stderr = str(answer.get("stderr") or "")
+        if stderr.startswith("Unknown tool"):
+            return None
+        if "denied" in stderr:
+            return "the user declined it"
+        return "the CLI did not approve it" + (f" ({stderr[:200]})" if stderr else "")
 
     async def _run_locally(self, tid: str, name: str, args: dict) -> dict | None:
         """Ask the CLI to run a local tool; its posted result, or None when none came in time."""

@@ -86,16 +86,44 @@ async def test_a_tool_error_reaches_the_model_as_an_error(service, alice, mcp):
     assert block["is_error"] is True
 
 
-async def test_tools_that_change_state_are_neither_offered_nor_run(service, alice, mcp):
+async def deny(tool: str, args: dict) -> dict:
+    """What CLI 1.12.0 posts when the user answers "No, reject" to an approval."""
+    return {"stdout": "", "stderr": "Operation blocked: user denied approval", "exit_code": 1}
+
+
+async def test_a_tool_that_changes_state_runs_once_the_user_says_yes(service, alice, mcp):
     service.anthropic.script(Reply.tool_use(LAUNCH, {"pipeline": "nf-core/rnaseq", "workspace": "acme/prod"}),
-                             Reply.text("I could not launch it."))
+                             Reply.text("Launched."))
     sid = await alice.create_session()
-    turn = await alice.turn(sid, "Launch nf-core/rnaseq", tools=run_bash)
-    assert LAUNCH not in tool_names(service.anthropic.message_requests[0])
-    assert "mcp__seqera__call_seqera_api" not in tool_names(service.anthropic.message_requests[0])
+    turn = await alice.turn(sid, "Launch nf-core/rnaseq", tools=run_bash)  # the CLI's yes: "Unknown tool"
+    assert LAUNCH in tool_names(service.anthropic.message_requests[0])
+    [asked] = turn.tool_calls  # the approval: an execute-local the CLI asks the user about
+    assert (asked["toolName"], asked["args"]) == (LAUNCH, {"pipeline": "nf-core/rnaseq", "workspace": "acme/prod"})
+    assert mcp.calls == [Call("alice", "platform_launch_workflow",
+                              {"pipeline": "nf-core/rnaseq", "workspace": "acme/prod"})]
     [result] = [p for p in turn.parts if p["type"] == "tool-result"]
-    assert "was not run" in result["result"] and "approval" in result["result"]
+    assert "alice-launched" in result["result"]
+    [block] = results_in(service.anthropic.message_requests[1])
+    assert not block.get("is_error") and "alice-launched" in tool_result_text(block)
+
+
+async def test_a_no_reaches_the_model_as_a_refusal_and_nothing_is_called(service, alice, mcp):
+    service.anthropic.script(Reply.tool_use(LAUNCH, {"pipeline": "nf-core/rnaseq", "workspace": "acme/prod"}),
+                             Reply.text("Not launched, as you wish."))
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "Launch nf-core/rnaseq", tools=deny)
+    assert turn.terminal["type"] == "finish"
     assert mcp.calls == []
+    [block] = results_in(service.anthropic.message_requests[1])
+    assert block["is_error"] is True and "the user declined it" in tool_result_text(block)
+
+
+async def test_without_local_execution_no_tool_that_changes_state_is_offered(service, alice, mcp):
+    service.anthropic.script(Reply.text("read-only it is"))
+    sid = await alice.create_session(local_execution=False)  # nothing could ask the user's approval
+    await alice.turn(sid, "hi")
+    offered = tool_names(service.anthropic.message_requests[0])
+    assert LIST in offered and LAUNCH not in offered and "execute_bash_local" not in offered
 
 
 async def test_plan_mode_offers_only_read_only_tools(service, alice, mcp):
