@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pymysql
 
-from tests.support.proc import die_with_parent
+from tests.support.proc import die_with_parent, stop_process
 from tests.support.standins._server import free_port
 
 _template_lock = threading.Lock()
@@ -184,20 +184,16 @@ class MariaDB:
             with conn.cursor() as cur:
                 cur.execute("SHUTDOWN")
             conn.close()
+            sig = None  # SHUTDOWN has asked it to stop
         except pymysql.MySQLError:
-            self._proc.terminate()
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(10)
+            sig = signal.SIGTERM
+        stop_process(self._proc, timeout, sig=sig)
         self._proc = None
 
     def kill(self) -> None:
         """SIGKILL the server (a crash, not a shutdown)."""
-        if self._proc is not None and self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGKILL)
-            self._proc.wait(10)
+        if self._proc is not None:
+            stop_process(self._proc, sig=signal.SIGKILL, group=True)
         self._proc = None
 
     def destroy(self) -> None:
