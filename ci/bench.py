@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from tests.service.harness import base_process_env, run_migrations, standin_env  # noqa: E402
+from tests.support.service import base_process_env, run_migrations, standin_env  # noqa: E402
 from tests.support import paths, sse  # noqa: E402
 from tests.support.mariadb import MariaDB  # noqa: E402
 from tests.support.proc import NotReady, die_with_parent, wait_http_ok  # noqa: E402
