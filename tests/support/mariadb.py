@@ -8,10 +8,10 @@
     db.destroy()                            # stop and delete the temp dir
 
 Uses the binaries on the machine (`mariadb-install-db`, `mariadbd`; ci/setup.sh installs them). The
-system tables are installed once per process into a template datadir and copied for every server, so
-a further server starts in about a second. Each server has its own port and directory, so pytest-xdist
-workers never share one. Root connects only through the server's unix socket; the service connects over
-TCP with the user and password of `create_database()`.
+system tables are installed once per machine (and mariadbd build) into a template datadir in the temp
+dir and copied for every server, so a further server starts in about a second. Each server has its own
+port and directory, so pytest-xdist workers never share one. Root connects only through the server's
+unix socket; the service connects over TCP with the user and password of `create_database()`.
 
 A server is tied to the thread that started it (Linux PR_SET_PDEATHSIG): when that thread or process
 ends, mariadbd gets SIGTERM, so a killed test run leaves no server behind. Start servers from a
