@@ -1,17 +1,19 @@
 #!/usr/bin/env python
 """`make bench`: the agent-backend performance benchmark (issue 3, "Performance"). Measures and prints;
-never a test. Loopback only, bounded in count and time, stops by itself, and removes every process and
-temp dir it made, also on Ctrl-C, SIGTERM or error.
+never a test (tests/service/test_bench.py only checks that `--quick` runs and prints every figure).
+Loopback only, bounded in count and time, stops by itself, and removes every process and temp dir it
+made, also on Ctrl-C, SIGTERM or error.
 
 Set-up (all on 127.0.0.1): a throwaway MariaDB (tests/support/mariadb.py) with a fresh database,
 `./init.sh` (the migrations, as the chart's init container runs them), the Anthropic, Platform and
 LangSmith stand-ins (tests/support/standins/) each in its own process (ci/bench_standins.py), and the
-service as ONE `python -m agent_backend` process (one worker, one event loop) with the chart's
-environment: ENVIRONMENT=production, LOG_LEVEL=INFO (JSON logs to a file), tracing ON with
-LANGCHAIN_API_KEY set and LANGSMITH_ENDPOINT pointed at the LangSmith stand-in (`--no-tracing` turns
-it off), ANTHROPIC_BASE_URL at the Anthropic stand-in. The load generator is this process: one aiohttp
-ClientSession with a large connection limit, SSE read incrementally. The /health probe is another
-process (ci/bench_probe.py). RSS is sampled from /proc/<service pid>/status (VmRSS) every 20 ms.
+service as ONE `python -m agent_backend` process (one worker, one event loop; tests/support/service.py)
+with the chart's environment: ENVIRONMENT=production, LOG_LEVEL=INFO (JSON logs to a file), tracing ON
+with LANGCHAIN_API_KEY set and LANGSMITH_ENDPOINT pointed at the LangSmith stand-in (`--no-tracing`
+turns it off), ANTHROPIC_BASE_URL at the Anthropic stand-in. The load generator is this process: one
+aiohttp ClientSession with a large connection limit, speaking the CLI's protocol through the tests'
+client (tests/support/cli.py). The /health probe is another process (ci/bench_probe.py). RSS is sampled
+from /proc/<service pid>/status (VmRSS) every 20 ms.
 
 Phases and figures (targets from issue 3):
 1. Time to first token (TTFT), sequential, after warm-up, direct and service samples interleaved:
@@ -21,16 +23,18 @@ Phases and figures (targets from issue 3):
    - added TTFT = service percentile - direct percentile (p50 < 2 ms, p99 < 10 ms).
 2. Idle: RSS (< 80 MiB) over a quiet window after the warm-up and TTFT traffic; the /health probe's
    idle latency there is the baseline for the next phase.
-3. Concurrency: N conversations (500; `--quick`: 50) arrive over `--ramp` seconds; each creates a
-   session, posts a message and follows its events. The stand-in sends a text delta every
-   `--delta-interval` s and holds every stream open until all N are streaming at once, keeps them so
-   for `--steady` s, then lets them finish in arrival order over another `--ramp` s. Figures: errors
-   (target 0: any non-2xx, transport error, `error` part, non-`stop` finish or stream ending without a
-   finish), /health p99 over the whole phase (< 20 ms; one new connection per probe every 50 ms), peak
-   RSS (< 200 MiB).
+3. Concurrency: N conversations (500) arrive over `--ramp` seconds; each creates a session, posts a
+   message and follows its events. The stand-in sends a text delta every `--delta-interval` s and
+   holds every stream open until all N are streaming at once, keeps them so for `--steady` s, then
+   lets them finish in arrival order over another `--ramp` s. Figures: errors (target 0: any non-2xx,
+   transport error, `error` part, non-`stop` finish or stream ending without a finish), /health p99
+   over the whole phase (< 20 ms; one new connection per probe every 50 ms), peak RSS (< 200 MiB).
 The bench and all its processes run at a raised priority (`--nice`, applied to their scheduler
 autogroups) and it reports how much CPU unrelated work used meanwhile: on a shared machine that is
 what inflates the p99 figures.
+
+`--quick` is a smoke run with tiny counts and durations (5 conversations, 5 TTFT samples, half-second
+phases): every figure is printed, none means anything.
 
 Exit status: 0 when the measurement completed (missed targets are printed as FAIL lines); with
 `--strict`, 1 when any target was missed; 2 when the benchmark itself could not run or complete.
@@ -61,16 +65,20 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from tests.service.harness import base_process_env, run_migrations, standin_env  # noqa: E402
 from tests.support import paths, sse  # noqa: E402
+from tests.support.cli import Cli  # noqa: E402
 from tests.support.mariadb import MariaDB  # noqa: E402
-from tests.support.proc import NotReady, die_with_parent, wait_http_ok  # noqa: E402
+from tests.support.proc import NotReady, die_with_parent, read_ready_line, stop_process  # noqa: E402
+from tests.support.service import ServiceFailed, ServiceProcess, base_process_env, standin_env  # noqa: E402
 from tests.support.standins import free_port  # noqa: E402
 
 PY = str(paths.PYTHON)
 MODEL = "claude-bench-standin"
 MIB = 1024 * 1024
-PRIORITY = {"nice": 0}  # set from --nice in main(); applied to every child's autogroup
+# The bench's sessions: the CLI's body from this directory, with no directory or instruction context.
+SESSION_CWD = "/tmp/bench"
+SESSION_FIELDS: dict[str, Any] = {"directory_context": {}, "instruction_context": ""}
+SQL_SESSIONS = 20  # sessions created to count the MySQL statements of one
 
 # Targets (issue 3).
 ADDED_TTFT_P50_MS = 2.0
@@ -120,82 +128,53 @@ def _raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-class Child:
-    """A helper process (stand-in, probe, service) in its own session, stopped by its pid only."""
+def start_helper(stack: contextlib.ExitStack, name: str, argv: list[str], env: dict[str, str], cwd: Path,
+                 log: Path, nice: int) -> tuple[subprocess.Popen[bytes], str]:
+    """Start one of ci/'s helper processes (a stand-in, the probe) in a session of its own, its stderr to
+    `log`, and wait for its `READY <text>` line; `stack` stops it (SIGTERM, then SIGKILL) and closes its
+    pipes and log. Returns the process and the text of its ready line."""
+    logf = stack.enter_context(open(log, "ab"))
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logf,
+                            start_new_session=True, preexec_fn=die_with_parent)  # SIGTERM if the bench dies
+    stack.callback(_stop_helper, proc)
+    set_priority(proc.pid, nice)
+    try:
+        return proc, read_ready_line(proc, 30.0)
+    except NotReady as e:
+        raise BenchError(f"{name} did not start: it {e}; see {log}") from None
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, log: Path | None = None,
-                 ready_line: bool = True) -> None:
-        self.name = name
-        self._logf = open(log, "ab") if log else None
-        self.proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE if ready_line else self._logf,
-            stderr=self._logf if self._logf else subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=die_with_parent)  # SIGTERM if the bench dies uncleanly
-        set_priority(self.proc.pid, PRIORITY["nice"])
-        self.ready_text = ""
-        if ready_line:
-            self.ready_text = self._wait_ready_line(30.0)
 
-    def _wait_ready_line(self, timeout: float) -> str:
-        assert self.proc.stdout is not None
-        box: dict[str, str] = {}
-
-        def read() -> None:
-            assert self.proc.stdout is not None
-            box["line"] = self.proc.stdout.readline().decode(errors="replace").strip()
-
-        t = threading.Thread(target=read, daemon=True)
-        t.start()
-        t.join(timeout)
-        line = box.get("line", "")
-        if not line.startswith("READY"):
-            self.stop()
-            raise BenchError(f"{self.name} did not start (got {line!r}); see its log")
-        return line[len("READY"):].strip()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc.poll() is None:
+def _stop_helper(proc: subprocess.Popen[bytes]) -> None:
+    stop_process(proc, grace=30.0)
+    for f in (proc.stdin, proc.stdout):  # stdin's EOF is also what tells a helper its parent has gone
+        if f is not None:
             with contextlib.suppress(OSError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(OSError):
-                    self.proc.kill()
-                self.proc.wait(10)
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f is not None:
-                with contextlib.suppress(OSError):
-                    f.close()
-        if self._logf:
-            self._logf.close()
-            self._logf = None
+                f.close()
 
 
 class RssSampler(threading.Thread):
-    """VmRSS of one pid every `interval` seconds: [(t_monotonic, bytes)]."""
+    """VmRSS of one pid every `interval` seconds: [(t_monotonic, bytes)]. A context manager: runs inside."""
 
     def __init__(self, pid: int, interval: float = 0.02) -> None:
         super().__init__(name="rss-sampler", daemon=True)
-        self.path = f"/proc/{pid}/status"
+        self.pid = pid
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
-            rss = read_status_kib(self.path, "VmRSS")
+            rss = read_status_kib(self.pid, "VmRSS")
             if rss is None:
                 return
             self.samples.append((time.monotonic(), rss * 1024))
             self._halt.wait(self.interval)
 
-    def stop(self) -> None:
+    def __enter__(self) -> "RssSampler":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self._halt.set()
         self.join(2)
 
@@ -203,10 +182,17 @@ class RssSampler(threading.Thread):
         vals = [b for t, b in self.samples if t0 <= t <= t1]
         return max(vals) if vals else float("nan")
 
+    async def quiet_peak(self, seconds: float) -> float:
+        """The peak over the next `seconds` of doing nothing."""
+        t0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        return self.peak(t0, time.monotonic())
 
-def read_status_kib(path: str, key: str) -> int | None:
+
+def read_status_kib(pid: int, key: str) -> int | None:
+    """A `kB` field of /proc/<pid>/status (VmRSS, VmHWM), or None once the process has gone."""
     try:
-        with open(path) as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
@@ -236,9 +222,169 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def p50_p99_ms(seconds: list[float]) -> str:
+    return f"{fmt_ms(percentile(seconds, 50))} / {fmt_ms(percentile(seconds, 99))}"
+
+
+@dataclass
+class Row:
+    figure: str
+    measured: str
+    target: str = ""
+    ok: bool | None = None   # None: information only
+    baseline: str = ""
+    ratio: str = ""
+
+
+def count_rows(label: str, counts: dict[str, int]) -> list[Row]:
+    """One row per kind of failure, the most frequent first."""
+    return [Row(f"    {label}: {kind}", str(n)) for kind, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
 # ------------------------------------------------------------------------------------------------
-# SSE and HTTP
+# the test bed: MariaDB, the stand-ins, the service
 # ------------------------------------------------------------------------------------------------
+@dataclass
+class Testbed:
+    workdir: Path
+    db: MariaDB
+    urls: dict[str, str]        # the stand-ins'
+    service: ServiceProcess
+    anthropic_key: str          # the one the Anthropic stand-in accepts
+    token: str                  # the one Platform access token the Platform stand-in accepts
+    pids: dict[str, int] = field(default_factory=dict)  # other processes whose CPU is reported
+
+
+@contextlib.contextmanager
+def testbed(args: argparse.Namespace) -> Iterator[Testbed]:
+    """MariaDB + migrations + the three stand-ins + the service, all torn down on exit."""
+    with contextlib.ExitStack() as stack:
+        workdir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
+        stack.callback(shutil.rmtree, workdir, True)
+        home = workdir / "home"
+        home.mkdir()
+        db = MariaDB(basedir=workdir / "mariadb")
+        stack.callback(db.destroy)
+        for attempt in range(3):  # concurrent template installs elsewhere can fail spuriously
+            try:
+                db.start()
+                break
+            except RuntimeError as exc:
+                if attempt == 2:
+                    raise BenchError(f"MariaDB did not start: {str(exc)[-500:]}") from None
+                time.sleep(1)
+        pids: dict[str, int] = {}
+        with contextlib.suppress(OSError, ValueError):
+            pids["MariaDB"] = int((db.basedir / "pid").read_text().strip())
+            set_priority(pids["MariaDB"], args.nice)
+        creds = db.create_database()
+
+        anthropic_key = "sk-ant-bench-" + secrets.token_hex(12)
+        token = "bench-token-" + secrets.token_hex(12)
+        sec_env = {**base_process_env(home), "BENCH_ANTHROPIC_KEY": anthropic_key, "BENCH_TOKEN": token}
+        urls = {}
+        for kind in ("anthropic", "platform", "langsmith"):
+            proc, urls[kind] = start_helper(stack, f"the {kind} stand-in",
+                                            [PY, str(ROOT / "ci" / "bench_standins.py"), kind], sec_env, ROOT,
+                                            workdir / f"{kind}.log", args.nice)
+            pids[f"{kind} stand-in"] = proc.pid
+
+        port = free_port()
+        env = {
+            **standin_env(db=creds, port=port, anthropic_url=urls["anthropic"], anthropic_key=anthropic_key,
+                          langsmith_url=urls["langsmith"],
+                          langchain_key="" if args.no_tracing else "lsv2_bench_" + secrets.token_hex(8),
+                          platform_url=urls["platform"], platform_api_url=urls["platform"] + "/api"),
+            # what the chart sets in production, where the tests use other values
+            "ENVIRONMENT": "production",
+            "LOG_LEVEL": "INFO",
+            "ANTHROPIC_MODEL": MODEL,
+            "AGENT_BACKEND_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        }
+        service = ServiceProcess(env, home)  # ./init.sh first, then the service, its log in `home`
+        if args.keep_log:  # once the service has stopped
+            stack.callback(keep_log, service.log_path, Path.cwd() / "bench-service.log")
+        stack.callback(service.stop)
+        try:
+            service.start(wait=False)
+            assert service.proc is not None
+            set_priority(service.proc.pid, args.nice)
+            service.wait_ready(60, path="/health?ready=1")
+        except ServiceFailed as e:
+            what, _, output = str(e).partition("\n")  # output: init.sh's stderr or the service log
+            raise BenchError(f"{what}\n{output[-2000:]}") from None
+        yield Testbed(workdir=workdir, db=db, urls=urls, service=service, anthropic_key=anthropic_key, token=token,
+                      pids=pids)
+
+
+def keep_log(log: Path, dest: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):  # the service never started
+        shutil.copy(log, dest)
+
+
+def mysql_questions(db: MariaDB) -> int:
+    """Statements the server has executed so far (global `Questions`, as root over the socket)."""
+    conn = db.root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
+            return int(cur.fetchone()[1])
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# what every phase uses
+# ------------------------------------------------------------------------------------------------
+class HttpFailure(Exception):
+    def __init__(self, what: str, status: int, body: str = "") -> None:
+        super().__init__(f"{what}: HTTP {status} {body[:200]}")
+        self.what, self.status = what, status
+
+
+@dataclass
+class Bench:
+    """The options, the test bed, the load generator's HTTP session and the service's RSS samples."""
+
+    args: argparse.Namespace
+    bed: Testbed
+    http: aiohttp.ClientSession
+    rss: RssSampler
+    foreign_cores: float = 0.0  # the most CPU unrelated work used during a phase, in cores
+
+    @property
+    def pid(self) -> int:
+        assert self.bed.service.proc is not None
+        return self.bed.service.proc.pid
+
+    def cli(self) -> Cli:
+        return Cli(self.http, self.bed.service.url, self.bed.token)
+
+    def foreign_work(self, cores: float) -> None:
+        self.foreign_cores = max(self.foreign_cores, cores)
+
+    def own_cpu_seconds(self) -> float:
+        """CPU used so far by this process and the other processes of the test bed (not the service)."""
+        return sum(os.times()[:2]) + sum(cpu_seconds(p) for p in self.bed.pids.values())
+
+
+async def new_session(cli: Cli) -> str:
+    r = await cli.post("/v1/cli/sessions", cli.session_body(SESSION_CWD, **SESSION_FIELDS))
+    if r.status != 200:
+        raise HttpFailure("POST sessions", r.status, r.text)
+    return r.body["session_id"]
+
+
+async def send_message(cli: Cli, sid: str, content: str) -> None:
+    r = await cli.send(sid, content)
+    if r.status != 200:
+        raise HttpFailure("POST messages", r.status, r.text)
+
+
 async def sse_frames(resp: aiohttp.ClientResponse) -> AsyncIterator[sse.Frame]:
     """The SSE frames of a response, read incrementally and parsed leniently; comment-only frames are skipped."""
     buf = b""
@@ -250,40 +396,9 @@ async def sse_frames(resp: aiohttp.ClientResponse) -> AsyncIterator[sse.Frame]:
                 yield frame
 
 
-class HttpFailure(Exception):
-    def __init__(self, what: str, status: int, body: str = "") -> None:
-        super().__init__(f"{what}: HTTP {status} {body[:200]}")
-        self.what, self.status = what, status
-
-
-@dataclass
-class Endpoints:
-    service: str
-    anthropic: str
-    anthropic_key: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}", "X-Client-Version": "bench"}
-
-
-SESSION_BODY = {"cwd": "/tmp/bench", "approval_mode": "auto", "local_execution": True, "headless": True,
-                "directory_context": {}, "instruction_context": ""}
-
-
-async def create_session(http: aiohttp.ClientSession, ep: Endpoints) -> str:
-    async with http.post(ep.service + "/v1/cli/sessions", json=SESSION_BODY, headers=ep.auth) as r:
-        if r.status != 200:
-            raise HttpFailure("POST sessions", r.status, await r.text())
-        return (await r.json())["session_id"]
-
-
-def message_body(content: str) -> dict[str, Any]:
-    return {"type": "user_message", "content": content, "run_id": secrets.token_hex(8), "verbose": False,
-            "interaction_mode": "headless", "caller": "script"}
-
-
+# ------------------------------------------------------------------------------------------------
+# 1. time to first token
+# ------------------------------------------------------------------------------------------------
 @dataclass
 class TtftSample:
     total: float
@@ -292,45 +407,37 @@ class TtftSample:
     first: float = 0.0     # from headers to the first text-delta
 
 
-async def service_ttft(http: aiohttp.ClientSession, ep: Endpoints) -> TtftSample:
-    sid = await create_session(http, ep)  # untimed
-    url = f"{ep.service}/v1/cli/sessions/{sid}"
+async def service_ttft(cli: Cli) -> TtftSample:
+    sid = await new_session(cli)  # untimed
     t0 = time.perf_counter()
-    async with http.post(url + "/messages", json=message_body("[bench fast] hello"), headers=ep.auth) as r:
-        body = await r.read()
-        if r.status != 200:
-            raise HttpFailure("POST messages", r.status, body.decode(errors="replace"))
+    await send_message(cli, sid, "[bench fast] hello")
     t_post = time.perf_counter()
-    t_first = None
-    async with http.get(url + "/events", headers=ep.auth) as r:
-        t_open = time.perf_counter()
-        if r.status != 200:
-            raise HttpFailure("GET events", r.status, await r.text())
-        async for frame in sse_frames(r):
-            if frame.data is None:
-                continue
-            part = frame.json()
-            kind = part.get("type")
-            if kind == "text-delta" and t_first is None:
-                t_first = time.perf_counter()
-            elif kind == "finish":
-                if part.get("finishReason") != "stop":
-                    raise BenchError(f"service TTFT sample finished with {part.get('finishReason')!r}")
-                break
-            elif kind == "error":
-                raise BenchError(f"service TTFT sample got an error part: {part.get('error')!r}")
-    if t_first is None:
+    stream = await cli.open_events(sid, expect=None)
+    t_open = time.perf_counter()
+    try:
+        if stream.status != 200:
+            raise HttpFailure("GET events", stream.status, await stream.resp.text())
+        first = await stream.until_type("text-delta", "finish", "error")
+        t_first = time.perf_counter()
+        end = first if first.type != "text-delta" else await stream.until_type("finish", "error")
+    finally:
+        await stream.close()
+    if end.type == "error":
+        raise BenchError(f"service TTFT sample got an error part: {end.data.get('error')!r}")
+    if first is end:
         raise BenchError("service TTFT sample: no text-delta before the end of the stream")
+    if end.data.get("finishReason") != "stop":
+        raise BenchError(f"service TTFT sample finished with {end.data.get('finishReason')!r}")
     return TtftSample(total=t_first - t0, post=t_post - t0, open=t_open - t_post, first=t_first - t_open)
 
 
-async def direct_ttft(http: aiohttp.ClientSession, ep: Endpoints) -> TtftSample:
+async def direct_ttft(http: aiohttp.ClientSession, bed: Testbed) -> TtftSample:
     body = {"model": MODEL, "max_tokens": 1024, "stream": True,
             "messages": [{"role": "user", "content": [{"type": "text", "text": "[bench fast] hello"}]}]}
-    headers = {"x-api-key": ep.anthropic_key, "anthropic-version": "2023-06-01"}
+    headers = {"x-api-key": bed.anthropic_key, "anthropic-version": "2023-06-01"}
     t0 = time.perf_counter()
     t_first = None
-    async with http.post(ep.anthropic + "/v1/messages", json=body, headers=headers) as r:
+    async with http.post(bed.urls["anthropic"] + "/v1/messages", json=body, headers=headers) as r:
         t_open = time.perf_counter()
         if r.status != 200:
             raise HttpFailure("direct POST /v1/messages", r.status, await r.text())
@@ -344,7 +451,7 @@ async def direct_ttft(http: aiohttp.ClientSession, ep: Endpoints) -> TtftSample:
     return TtftSample(total=t_first - t0, open=t_open - t0, first=t_first - t_open)
 
 
-async def sdk_ttft_samples(ep: Endpoints, n: int, warmup: int) -> list[float] | None:
+async def sdk_ttft_samples(bed: Testbed, n: int, warmup: int) -> list[float] | None:
     """Information only: TTFT of the official anthropic SDK called directly (aiohttp transport, the service's
     system prompt and tools), to show how much of the added TTFT the SDK itself accounts for."""
     try:
@@ -352,12 +459,12 @@ async def sdk_ttft_samples(ep: Endpoints, n: int, warmup: int) -> list[float] | 
 
         from agent_backend.tools import system_prompt, tools_for_mode
         tools = tools_for_mode(None)
-        system = system_prompt(cwd=SESSION_BODY["cwd"], directory_context={}, instruction_context="", mode=None,
+        system = system_prompt(cwd=SESSION_CWD, directory_context={}, instruction_context="", mode=None,
                                local_execution=True)
     except Exception as exc:  # the row is optional; the benchmark goes on without it
         print(f"[bench] SDK baseline skipped: {type(exc).__name__}: {exc}", flush=True)
         return None
-    client = anthropic.AsyncAnthropic(api_key=ep.anthropic_key, base_url=ep.anthropic, max_retries=0,
+    client = anthropic.AsyncAnthropic(api_key=bed.anthropic_key, base_url=bed.urls["anthropic"], max_retries=0,
                                       http_client=anthropic.DefaultAioHttpClient())
     out: list[float] = []
     try:
@@ -377,8 +484,117 @@ async def sdk_ttft_samples(ep: Endpoints, n: int, warmup: int) -> list[float] | 
     return out
 
 
+async def ttft_phase(b: Bench) -> list[Row]:
+    """Warm-up, the MySQL statements of a session, then direct and service samples interleaved."""
+    args, bed, cli = b.args, b.bed, b.cli()
+    print(f"[bench] TTFT: {args.warmup} warm-up + {args.samples} samples each, direct and through "
+          f"the service, interleaved", flush=True)
+    for _ in range(args.warmup):
+        await direct_ttft(b.http, bed)
+        await service_ttft(cli)
+    q0 = mysql_questions(bed.db)
+    for _ in range(SQL_SESSIONS):
+        await new_session(cli)
+    sql_per_session = (mysql_questions(bed.db) - q0 - 1) / SQL_SESSIONS
+
+    direct: list[TtftSample] = []
+    via: list[TtftSample] = []
+    failures: dict[str, int] = {}
+
+    async def sample(kind: str) -> None:
+        try:
+            if kind == "direct":
+                direct.append(await direct_ttft(b.http, bed))
+            else:
+                via.append(await service_ttft(cli))
+        except (BenchError, HttpFailure, AssertionError, aiohttp.ClientError, OSError, ValueError,
+                asyncio.TimeoutError) as exc:  # AssertionError: the protocol client's (a bad frame, none in time)
+            key = f"{kind}: {str(exc)[:70]}"
+            failures[key] = failures.get(key, 0) + 1
+            if sum(failures.values()) > max(5, args.samples // 10):
+                raise BenchError(f"too many failed TTFT samples: {failures}") from None
+
+    q0 = mysql_questions(bed.db)
+    cpu0 = cpu_seconds(b.pid)
+    t0, machine0, own0 = time.monotonic(), machine_busy_seconds(), b.own_cpu_seconds()
+    for i in range(args.samples):
+        for kind in (("direct", "service") if i % 2 else ("service", "direct")):
+            await sample(kind)
+    service_cpu = cpu_seconds(b.pid) - cpu0
+    foreign = max(0.0, (machine_busy_seconds() - machine0 - (b.own_cpu_seconds() - own0) - service_cpu)
+                  / (time.monotonic() - t0))
+    b.foreign_work(foreign)
+    sql_per_turn = (mysql_questions(bed.db) - q0 - 1) / args.samples - sql_per_session
+    sdk = await sdk_ttft_samples(bed, max(args.samples // 2, 20), args.warmup)
+
+    d50, d99 = percentile([s.total for s in direct], 50), percentile([s.total for s in direct], 99)
+    s50, s99 = percentile([s.total for s in via], 50), percentile([s.total for s in via], 99)
+    add50, add99 = s50 - d50, s99 - d99
+    nfail = sum(failures.values())
+    rows = [
+        Row("TTFT direct to the stand-in p50 / p99", f"{fmt_ms(d50)} / {fmt_ms(d99)}"),
+        Row("TTFT through the service p50 / p99", f"{fmt_ms(s50)} / {fmt_ms(s99)}",
+            baseline="direct", ratio=f"{s50 / d50:.1f}x / {s99 / d99:.1f}x"),
+        Row("added TTFT p50 (service p50 - direct p50)", fmt_ms(add50), f"< {ADDED_TTFT_P50_MS:g} ms",
+            add50 * 1000 < ADDED_TTFT_P50_MS, f"direct {fmt_ms(d50)}", f"{s50 / d50:.1f}x"),
+        Row("added TTFT p99 (service p99 - direct p99)", fmt_ms(add99), f"< {ADDED_TTFT_P99_MS:g} ms",
+            add99 * 1000 < ADDED_TTFT_P99_MS, f"direct {fmt_ms(d99)}", f"{s99 / d99:.1f}x"),
+        Row("  TTFT samples that failed", str(nfail), "0", nfail == 0),
+        *count_rows("failed", failures),
+    ]
+    if sdk:
+        k50, k99 = percentile(sdk, 50), percentile(sdk, 99)
+        rows.append(Row("  for reference: TTFT via the anthropic SDK directly p50 / p99",
+                        f"{fmt_ms(k50)} / {fmt_ms(k99)}", baseline="direct",
+                        ratio=f"SDK adds {fmt_ms(k50 - d50)} / {fmt_ms(k99 - d99)}"))
+    rows.append(Row("  CPU used by unrelated work on the machine meanwhile",
+                    f"{foreign:.2f} of {os.cpu_count()} cores"))
+    for name, attr in (("POST messages round trip", "post"), ("GET events until headers", "open"),
+                       ("headers -> first text-delta", "first")):
+        rows.append(Row(f"  service TTFT part: {name} p50 / p99", p50_p99_ms([getattr(s, attr) for s in via])))
+    rows.append(Row("  service CPU per sample (session + turn)", f"{service_cpu / args.samples * 1000:.1f} ms"))
+    rows.append(Row("  MySQL statements per turn / per session create", f"{sql_per_turn:.1f} / {sql_per_session:.1f}"))
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------
-# the concurrency phase
+# 2. idle, and the /health probe that runs through phases 2 and 3
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Window:
+    """A stretch of the run (time.monotonic(), system-wide: the probe's clock too)."""
+
+    t0: float
+    t1: float
+
+
+@contextlib.contextmanager
+def health_probe(b: Bench) -> Iterator[list[list[float]]]:
+    """ci/bench_probe.py for the duration of the block; the list it yields holds the probe's samples
+    ([t_monotonic, latency_ms, status]) once the block has ended."""
+    workdir, out = b.bed.workdir, b.bed.workdir / "health.json"
+    argv = [PY, str(ROOT / "ci" / "bench_probe.py"), b.bed.service.url + "/health", str(b.args.health_interval),
+            str(b.args.max_seconds), str(out)]
+    samples: list[list[float]] = []
+    with contextlib.ExitStack() as stack:
+        start_helper(stack, "the health probe", argv, base_process_env(workdir), workdir, workdir / "probe.log",
+                     b.args.nice)
+        yield samples
+    try:
+        samples.extend(json.loads(out.read_text()))
+    except (OSError, ValueError):
+        raise BenchError("the /health probe wrote no samples") from None
+
+
+async def idle_phase(b: Bench) -> Window:
+    print(f"[bench] idle: {b.args.idle:g} s (RSS, /health baseline)", flush=True)
+    t0 = time.monotonic()
+    await asyncio.sleep(b.args.idle)
+    return Window(t0, time.monotonic())
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. concurrency
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class ConcurrencyResult:
@@ -401,51 +617,45 @@ class ConcurrencyResult:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-async def conversation(http: aiohttp.ClientSession, ep: Endpoints, i: int, interval: float,
-                       res: ConcurrencyResult, all_streaming: asyncio.Event) -> None:
+async def conversation(cli: Cli, i: int, interval: float, res: ConcurrencyResult,
+                       all_streaming: asyncio.Event) -> None:
     counted = False
+    stream = None
     t0 = time.monotonic()
     try:
-        sid = await create_session(http, ep)
+        sid = await new_session(cli)
         res.steps["session"].append(time.monotonic() - t0)
-        url = f"{ep.service}/v1/cli/sessions/{sid}"
-        async with http.post(url + "/messages", json=message_body(f"[bench hold={interval}] conversation {i}"),
-                             headers=ep.auth) as r:
-            body = await r.read()
-            if r.status != 200:
-                raise HttpFailure("POST messages", r.status, body.decode(errors="replace"))
+        await send_message(cli, sid, f"[bench hold={interval}] conversation {i}")
         res.steps["message"].append(time.monotonic() - t0)
-        async with http.get(url + "/events", headers=ep.auth) as r:
-            res.steps["events"].append(time.monotonic() - t0)
-            if r.status != 200:
-                raise HttpFailure("GET events", r.status, await r.text())
-            async for frame in sse_frames(r):
-                if frame.data is None:
-                    continue
-                part = frame.json()
-                kind = part.get("type")
-                if kind == "text-delta":
-                    res.deltas += 1
-                    if not counted:
-                        counted = True
-                        res.first_delta_s.append(time.monotonic() - t0)
-                        res.streaming_now += 1
-                        res.ever_streaming += 1
-                        res.peak_streaming = max(res.peak_streaming, res.streaming_now)
-                        if res.ever_streaming == res.n:
-                            all_streaming.set()
-                elif kind == "finish":
-                    if part.get("finishReason") == "stop":
-                        res.ok += 1
-                    else:
-                        res.error(f"finish {part.get('finishReason')}")
-                    return
-                elif kind == "error":
-                    res.error(f"error part: {str(part.get('error'))[:60]}")
-                    return
-            res.error("stream ended without finish")
+        stream = await cli.open_events(sid, expect=None)
+        res.steps["events"].append(time.monotonic() - t0)
+        if stream.status != 200:
+            raise HttpFailure("GET events", stream.status, await stream.resp.text())
+        while (ev := await stream.next_part()) is not None:
+            if ev.type == "text-delta":
+                res.deltas += 1
+                if not counted:
+                    counted = True
+                    res.first_delta_s.append(time.monotonic() - t0)
+                    res.streaming_now += 1
+                    res.ever_streaming += 1
+                    res.peak_streaming = max(res.peak_streaming, res.streaming_now)
+                    if res.ever_streaming == res.n:
+                        all_streaming.set()
+            elif ev.type == "finish":
+                if ev.data.get("finishReason") == "stop":
+                    res.ok += 1
+                else:
+                    res.error(f"finish {ev.data.get('finishReason')}")
+                return
+            elif ev.type == "error":
+                res.error(f"error part: {str(ev.data.get('error'))[:60]}")
+                return
+        res.error("stream ended without finish")
     except HttpFailure as exc:
         res.error(f"{exc.what} HTTP {exc.status}")
+    except AssertionError as exc:  # the protocol client: a frame the CLI could not read, or none in time
+        res.error(str(exc).split(";")[0][:60])
     except asyncio.CancelledError:
         res.error("not finished before the phase deadline")
         raise
@@ -454,31 +664,36 @@ async def conversation(http: aiohttp.ClientSession, ep: Endpoints, i: int, inter
     finally:
         if counted:
             res.streaming_now -= 1
+        if stream is not None:
+            await stream.close()
 
 
-async def concurrency_phase(http: aiohttp.ClientSession, ep: Endpoints, n: int, ramp: float, steady: float,
-                            interval: float, ramp_timeout: float, drain_timeout: float) -> ConcurrencyResult:
+async def conversations(b: Bench) -> ConcurrencyResult:
+    """N conversations arriving over the ramp, held by the stand-in until all stream, then released."""
+    args, standin, cli = b.args, b.bed.urls["anthropic"], b.cli()
+    n, ramp = args.streams, args.ramp
     res = ConcurrencyResult(n=n)
     all_streaming = asyncio.Event()
-    async with http.post(ep.anthropic + "/bench/arm") as r:
+    async with b.http.post(standin + "/bench/arm") as r:
         await r.read()
     res.t_start = time.monotonic()
     tasks = []
     for i in range(n):
-        tasks.append(asyncio.get_running_loop().create_task(conversation(http, ep, i, interval, res, all_streaming)))
+        tasks.append(asyncio.get_running_loop().create_task(
+            conversation(cli, i, args.delta_interval, res, all_streaming)))
         # arrivals spread evenly over the ramp (absolute schedule, so slow iterations do not stretch it)
         delay = res.t_start + ramp * (i + 1) / n - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
     with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(all_streaming.wait(), ramp_timeout)
+        await asyncio.wait_for(all_streaming.wait(), ramp + 60)
     if all_streaming.is_set():
         res.t_all_streaming = time.monotonic()
-        await asyncio.sleep(steady)
+        await asyncio.sleep(args.steady)
     res.t_release = time.monotonic()
-    async with http.post(ep.anthropic + "/bench/release", params={"spread": str(ramp)}) as r:
+    async with b.http.post(standin + "/bench/release", params={"spread": str(ramp)}) as r:
         await r.read()
-    _done, pending = await asyncio.wait(tasks, timeout=drain_timeout)
+    _done, pending = await asyncio.wait(tasks, timeout=ramp + 60)
     for t in pending:
         t.cancel()
     if pending:
@@ -487,300 +702,124 @@ async def concurrency_phase(http: aiohttp.ClientSession, ep: Endpoints, n: int, 
     return res
 
 
-# ------------------------------------------------------------------------------------------------
-# orchestration
-# ------------------------------------------------------------------------------------------------
-@dataclass
-class Row:
-    figure: str
-    measured: str
-    target: str = ""
-    ok: bool | None = None   # None: information only
-    baseline: str = ""
-    ratio: str = ""
-
-
-def fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
-
-
-@dataclass
-class Testbed:
-    workdir: Path
-    db: MariaDB
-    urls: dict[str, str]
-    service: Child
-    ep: Endpoints
-    pids: dict[str, int] = field(default_factory=dict)  # other processes whose CPU is reported
-
-
-@contextlib.contextmanager
-def testbed(args: argparse.Namespace) -> Iterator[Testbed]:
-    """MariaDB + migrations + the three stand-ins + the service, all torn down on exit."""
-    with contextlib.ExitStack() as stack:
-        workdir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
-        stack.callback(shutil.rmtree, workdir, True)
-        (workdir / "home").mkdir()
-        base_env = base_process_env(workdir / "home")
-        db = MariaDB(basedir=workdir / "mariadb")
-        stack.callback(db.destroy)
-        for attempt in range(3):  # concurrent template installs elsewhere can fail spuriously
-            try:
-                db.start()
-                break
-            except RuntimeError as exc:
-                if attempt == 2:
-                    raise BenchError(f"MariaDB did not start: {str(exc)[-500:]}") from None
-                time.sleep(1)
-        pids: dict[str, int] = {}
-        with contextlib.suppress(OSError, ValueError):
-            pids["MariaDB"] = int((db.basedir / "pid").read_text().strip())
-            set_priority(pids["MariaDB"], PRIORITY["nice"])
-        creds = db.create_database()
-
-        anthropic_key = "sk-ant-bench-" + secrets.token_hex(12)
-        token = "bench-token-" + secrets.token_hex(12)
-        sec_env = {**base_env, "BENCH_ANTHROPIC_KEY": anthropic_key, "BENCH_TOKEN": token}
-        urls = {}
-        for kind in ("anthropic", "platform", "langsmith"):
-            child = Child(f"{kind} stand-in", [PY, str(ROOT / "ci" / "bench_standins.py"), kind], sec_env,
-                          cwd=ROOT, log=workdir / f"{kind}.log")
-            stack.callback(child.stop)
-            urls[kind] = child.ready_text
-            pids[f"{kind} stand-in"] = child.pid
-
-        port = free_port()
-        env = {
-            **standin_env(db=creds, port=port, anthropic_url=urls["anthropic"], anthropic_key=anthropic_key,
-                          langsmith_url=urls["langsmith"],
-                          langchain_key="" if args.no_tracing else "lsv2_bench_" + secrets.token_hex(8),
-                          platform_url=urls["platform"], platform_api_url=urls["platform"] + "/api"),
-            # what the chart sets in production, where the tests use other values
-            "ENVIRONMENT": "production",
-            "LOG_LEVEL": "INFO",
-            "ANTHROPIC_MODEL": MODEL,
-            "AGENT_BACKEND_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        }
-        mig = run_migrations(env, workdir / "home")
-        if mig.returncode != 0:
-            raise BenchError(f"./init.sh failed ({mig.returncode}):\n{mig.stderr[-2000:]}")
-        service_log = workdir / "service.log"
-        service = Child("service", [PY, "-m", "agent_backend"], {**base_env, **env}, cwd=workdir / "home",
-                        log=service_log, ready_line=False)
-        stack.callback(service.stop)
-        if getattr(args, "keep_log", False):
-            stack.callback(lambda: shutil.copy(service_log, Path.cwd() / "bench-service.log"))
-        ep = Endpoints(service=f"http://127.0.0.1:{port}", anthropic=urls["anthropic"],
-                       anthropic_key=anthropic_key, token=token)
-        try:
-            wait_http_ok(ep.service + "/health?ready=1", service.proc, 60)
-        except NotReady as e:
-            raise BenchError(f"service {e}") from None
-        yield Testbed(workdir=workdir, db=db, urls=urls, service=service, ep=ep, pids=pids)
-
-
-def mysql_questions(db: MariaDB) -> int:
-    """Statements the server has executed so far (global `Questions`, as root over the socket)."""
-    conn = db.root()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
-            return int(cur.fetchone()[1])
-    finally:
-        conn.close()
-
-
-async def measure(args: argparse.Namespace, ep: Endpoints, service: Child, workdir: Path,
-                  db: MariaDB, others: dict[str, int]) -> tuple[list[Row], dict]:
-    pid = service.pid
-    info: dict[str, Any] = {}
-    rows: list[Row] = []
-    sampler = RssSampler(pid)
-    sampler.start()
-    conn = aiohttp.TCPConnector(limit=args.streams * 2 + 100, limit_per_host=0, ttl_dns_cache=None)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-    try:
-        async with aiohttp.ClientSession(connector=conn, timeout=timeout) as http:
-            # -- start-up idle RSS (information) ------------------------------------------------------
-            t = time.monotonic()
-            await asyncio.sleep(1.0)
-            info["rss_fresh"] = sampler.peak(t, time.monotonic())
-
-            # -- 1. TTFT ------------------------------------------------------------------------------
-            print(f"[bench] TTFT: {args.warmup} warm-up + {args.samples} samples each, direct and through "
-                  f"the service, interleaved", flush=True)
-            for _ in range(args.warmup):
-                await direct_ttft(http, ep)
-                await service_ttft(http, ep)
-            q0 = mysql_questions(db)
-            for _ in range(20):
-                await create_session(http, ep)
-            info["sql_per_session"] = (mysql_questions(db) - q0 - 1) / 20
-            direct: list[TtftSample] = []
-            via: list[TtftSample] = []
-            q0 = mysql_questions(db)
-            cpu0 = cpu_seconds(pid)
-            t_ttft0, m_ttft0 = time.monotonic(), machine_busy_seconds()
-            own_ttft0 = sum(os.times()[:2]) + sum(cpu_seconds(p) for p in others.values())
-            failures: dict[str, int] = {}
-
-            async def sample(kind: str) -> None:
-                try:
-                    if kind == "direct":
-                        direct.append(await direct_ttft(http, ep))
-                    else:
-                        via.append(await service_ttft(http, ep))
-                except (BenchError, HttpFailure, aiohttp.ClientError, OSError, ValueError,
-                        asyncio.TimeoutError) as exc:
-                    key = f"{kind}: {str(exc)[:70]}"
-                    failures[key] = failures.get(key, 0) + 1
-                    if sum(failures.values()) > max(5, args.samples // 10):
-                        raise BenchError(f"too many failed TTFT samples: {failures}") from None
-
-            for i in range(args.samples):
-                for kind in (("direct", "service") if i % 2 else ("service", "direct")):
-                    await sample(kind)
-            info["ttft_failures"] = failures
-            info["cpu_per_turn_ms"] = (cpu_seconds(pid) - cpu0) / args.samples * 1000
-            own = sum(os.times()[:2]) + sum(cpu_seconds(p) for p in others.values()) - own_ttft0 \
-                + (cpu_seconds(pid) - cpu0)
-            info["foreign_ttft_cores"] = max(0.0, (machine_busy_seconds() - m_ttft0 - own) / (time.monotonic() - t_ttft0))
-            info["sql_per_turn"] = (mysql_questions(db) - q0 - 1) / args.samples - info["sql_per_session"]
-            info["sdk_ttft"] = await sdk_ttft_samples(ep, max(args.samples // 2, 20), args.warmup)
-
-            # -- 2. idle -----------------------------------------------------------------------------
-            probe_out = workdir / "health.json"
-            probe = Child("health probe", [PY, str(ROOT / "ci" / "bench_probe.py"), ep.service + "/health",
-                                           str(args.health_interval), str(args.max_seconds), str(probe_out)],
-                          env=base_process_env(workdir), cwd=workdir)
-            try:
-                print(f"[bench] idle: {args.idle:.0f} s (RSS, /health baseline)", flush=True)
-                t_idle0 = time.monotonic()
-                await asyncio.sleep(args.idle)
-                t_idle1 = time.monotonic()
-                info["rss_idle"] = sampler.peak(t_idle0, t_idle1)
-
-                # -- 3. concurrency -----------------------------------------------------------------
-                print(f"[bench] concurrency: {args.streams} conversations arriving over {args.ramp:.0f} s, "
-                      f"a text delta every {args.delta_interval} s, all held open {args.steady:.0f} s, "
-                      f"finishing over {args.ramp:.0f} s", flush=True)
-                cpu1 = cpu_seconds(pid)
-                others0 = {name: cpu_seconds(p) for name, p in others.items()}
-                self0 = sum(os.times()[:2])
-                machine0 = machine_busy_seconds()
-                conc = await concurrency_phase(http, ep, args.streams, args.ramp, args.steady, args.delta_interval,
-                                               ramp_timeout=args.ramp + 60, drain_timeout=args.ramp + 60)
-                info["cpu_conc_s"] = cpu_seconds(pid) - cpu1
-                info["cpu_others"] = {"load generator": sum(os.times()[:2]) - self0,
-                                      **{name: cpu_seconds(p) - others0[name] for name, p in others.items()}}
-                info["cpu_foreign"] = (machine_busy_seconds() - machine0 - info["cpu_conc_s"]
-                                       - sum(info["cpu_others"].values()))
-                await asyncio.sleep(1.0)
-                t_after0 = time.monotonic()
-                await asyncio.sleep(1.0)
-                info["rss_after"] = sampler.peak(t_after0, time.monotonic())
-            finally:
-                probe.stop()
-            try:
-                health = json.loads(probe_out.read_text())
-            except (OSError, ValueError):
-                raise BenchError("the /health probe wrote no samples") from None
-            info["hwm"] = read_status_kib(f"/proc/{pid}/status", "VmHWM")
-            async with http.get(ep.anthropic + "/bench/stats") as r:
-                info["anthropic_stats"] = await r.json()
-    finally:
-        sampler.stop()
-
-    # ---- figures --------------------------------------------------------------------------------
-    d50, d99 = percentile([s.total for s in direct], 50), percentile([s.total for s in direct], 99)
-    s50, s99 = percentile([s.total for s in via], 50), percentile([s.total for s in via], 99)
-    add50, add99 = s50 - d50, s99 - d99
-    rows.append(Row("TTFT direct to the stand-in p50 / p99", f"{fmt_ms(d50)} / {fmt_ms(d99)}"))
-    rows.append(Row("TTFT through the service p50 / p99", f"{fmt_ms(s50)} / {fmt_ms(s99)}",
-                    baseline="direct", ratio=f"{s50 / d50:.1f}x / {s99 / d99:.1f}x"))
-    rows.append(Row("added TTFT p50 (service p50 - direct p50)", fmt_ms(add50), f"< {ADDED_TTFT_P50_MS:g} ms",
-                    add50 * 1000 < ADDED_TTFT_P50_MS, f"direct {fmt_ms(d50)}", f"{s50 / d50:.1f}x"))
-    rows.append(Row("added TTFT p99 (service p99 - direct p99)", fmt_ms(add99), f"< {ADDED_TTFT_P99_MS:g} ms",
-                    add99 * 1000 < ADDED_TTFT_P99_MS, f"direct {fmt_ms(d99)}", f"{s99 / d99:.1f}x"))
-    nfail = sum(info["ttft_failures"].values())
-    rows.append(Row("  TTFT samples that failed", str(nfail), "0", nfail == 0))
-    for kind, count in sorted(info["ttft_failures"].items(), key=lambda kv: -kv[1]):
-        rows.append(Row(f"    failed: {kind}", str(count)))
-    sdk = info.get("sdk_ttft")
-    if sdk:
-        k50, k99 = percentile(sdk, 50), percentile(sdk, 99)
-        rows.append(Row("  for reference: TTFT via the anthropic SDK directly p50 / p99",
-                        f"{fmt_ms(k50)} / {fmt_ms(k99)}", baseline="direct",
-                        ratio=f"SDK adds {fmt_ms(k50 - d50)} / {fmt_ms(k99 - d99)}"))
-    rows.append(Row("  CPU used by unrelated work on the machine meanwhile",
-                    f"{info['foreign_ttft_cores']:.2f} of {os.cpu_count()} cores"))
-    for name, attr in (("POST messages round trip", "post"), ("GET events until headers", "open"),
-                       ("headers -> first text-delta", "first")):
-        vals = [getattr(s, attr) for s in via]
-        rows.append(Row(f"  service TTFT part: {name} p50 / p99",
-                        f"{fmt_ms(percentile(vals, 50))} / {fmt_ms(percentile(vals, 99))}"))
-    rows.append(Row("  service CPU per sample (session + turn)", f"{info['cpu_per_turn_ms']:.1f} ms"))
-    rows.append(Row("  MySQL statements per turn / per session create",
-                    f"{info['sql_per_turn']:.1f} / {info['sql_per_session']:.1f}"))
+async def concurrency_phase(b: Bench) -> tuple[ConcurrencyResult, list[Row]]:
+    args = b.args
+    print(f"[bench] concurrency: {args.streams} conversations arriving over {args.ramp:g} s, "
+          f"a text delta every {args.delta_interval} s, all held open {args.steady:g} s, "
+          f"finishing over {args.ramp:g} s", flush=True)
+    cpu0 = cpu_seconds(b.pid)
+    others0 = {name: cpu_seconds(p) for name, p in b.bed.pids.items()}
+    self0, machine0 = sum(os.times()[:2]), machine_busy_seconds()
+    conc = await conversations(b)
+    if conc.ok == 0:  # as with the TTFT samples: the benchmark itself is broken, there is nothing to measure
+        raise BenchError(f"no conversation completed: {conc.errors}")
+    service_cpu = cpu_seconds(b.pid) - cpu0
+    others = {"load generator": sum(os.times()[:2]) - self0,
+              **{name: cpu_seconds(p) - others0[name] for name, p in b.bed.pids.items()}}
+    foreign = max(0.0, machine_busy_seconds() - machine0 - service_cpu - sum(others.values()))
+    dur = conc.t_end - conc.t_start
+    b.foreign_work(foreign / dur)
 
     errors = sum(conc.errors.values())
-    rows.append(Row("concurrent conversations: completed / errors", f"{conc.ok} / {errors}",
-                    f"{conc.n} / 0", conc.ok == conc.n and errors == 0))
-    rows.append(Row("  peak simultaneously streaming", str(conc.peak_streaming), f"{conc.n}",
-                    conc.peak_streaming == conc.n))
-    if conc.errors:
-        for kind, count in sorted(conc.errors.items(), key=lambda kv: -kv[1]):
-            rows.append(Row(f"    error: {kind}", str(count)))
     ramp_done = (conc.t_all_streaming - conc.t_start) if conc.t_all_streaming else float("nan")
-    rows.append(Row("  time until all were streaming", f"{ramp_done:.1f} s (ramp {args.ramp:.0f} s)"))
-    fd = conc.first_delta_s
-    rows.append(Row("  time to first token under load p50 / p99",
-                    f"{fmt_ms(percentile(fd, 50))} / {fmt_ms(percentile(fd, 99))}",
-                    baseline=f"stand-in pacing {3 * args.delta_interval * 1000:.0f} ms"))
-    for name, key in (("session created", "session"), ("message accepted", "message"),
-                      ("events stream open", "events")):
-        v = conc.steps[key]
-        rows.append(Row(f"    under load, {name} after p50 / p99",
-                        f"{fmt_ms(percentile(v, 50))} / {fmt_ms(percentile(v, 99))}"))
-    dur = conc.t_end - conc.t_start
-    rows.append(Row("  text deltas delivered", f"{conc.deltas} ({conc.deltas / dur:.0f}/s)"))
-    rows.append(Row("  service CPU during the phase", f"{info['cpu_conc_s']:.1f} s of {dur:.1f} s "
-                    f"({info['cpu_conc_s'] / dur * 100:.0f}% of one core)"))
-    rows.append(Row("  others' CPU in that time", ", ".join(f"{k} {v:.1f} s" for k, v in info["cpu_others"].items())))
-    info["cpu_foreign"] = max(0.0, info["cpu_foreign"])
-    info["foreign_cores"] = info["cpu_foreign"] / dur
-    rows.append(Row("  CPU used by unrelated work on the machine meanwhile",
-                    f"{info['cpu_foreign']:.1f} s ({info['foreign_cores']:.2f} of {os.cpu_count()} cores)"))
+    rows = [
+        Row("concurrent conversations: completed / errors", f"{conc.ok} / {errors}", f"{conc.n} / 0",
+            conc.ok == conc.n and errors == 0),
+        Row("  peak simultaneously streaming", str(conc.peak_streaming), f"{conc.n}", conc.peak_streaming == conc.n),
+        *count_rows("error", conc.errors),
+        Row("  time until all were streaming", f"{ramp_done:.1f} s (ramp {args.ramp:g} s)"),
+        Row("  time to first token under load p50 / p99", p50_p99_ms(conc.first_delta_s),
+            baseline=f"stand-in pacing {3 * args.delta_interval * 1000:.0f} ms"),
+        *(Row(f"    under load, {name} after p50 / p99", p50_p99_ms(conc.steps[key]))
+          for name, key in (("session created", "session"), ("message accepted", "message"),
+                            ("events stream open", "events"))),
+        Row("  text deltas delivered", f"{conc.deltas} ({conc.deltas / dur:.0f}/s)"),
+        Row("  service CPU during the phase", f"{service_cpu:.1f} s of {dur:.1f} s "
+            f"({service_cpu / dur * 100:.0f}% of one core)"),
+        Row("  others' CPU in that time", ", ".join(f"{k} {v:.1f} s" for k, v in others.items())),
+        Row("  CPU used by unrelated work on the machine meanwhile",
+            f"{foreign:.1f} s ({foreign / dur:.2f} of {os.cpu_count()} cores)"),
+    ]
+    return conc, rows
 
-    idle_h = [ms for t, ms, st in health if t_idle0 <= t <= t_idle1 and st == 200]
-    load = [(ms, st) for t, ms, st in health if conc.t_start <= t <= conc.t_end]
-    load_ms = [ms for ms, st in load]
-    bad = sum(1 for _, st in load if st != 200)
-    hi99, hl99 = percentile(idle_h, 99), percentile(load_ms, 99)
-    rows.append(Row("/health p99 during the concurrency phase", f"{hl99:.2f} ms", f"< {HEALTH_P99_MS:g} ms",
-                    hl99 < HEALTH_P99_MS and bad == 0, f"idle {hi99:.2f} ms", f"{hl99 / hi99:.1f}x"))
-    rows.append(Row("  /health p50 / max / probes / non-200",
-                    f"{percentile(load_ms, 50):.2f} / {max(load_ms, default=float('nan')):.2f} ms / "
-                    f"{len(load_ms)} / {bad}"))
+
+# ------------------------------------------------------------------------------------------------
+# figures over several phases: /health, RSS, the service's own counts
+# ------------------------------------------------------------------------------------------------
+def health_rows(health: list[list[float]], idle: Window, conc: ConcurrencyResult) -> list[Row]:
+    def latencies(w: Window, ok_only: bool = False) -> list[float]:
+        return [ms for t, ms, st in health if w.t0 <= t <= w.t1 and (st == 200 or not ok_only)]
+
+    whole = Window(conc.t_start, conc.t_end)
+    load_ms = latencies(whole)
+    bad = sum(1 for t, _, st in health if whole.t0 <= t <= whole.t1 and st != 200)
+    hi99, hl99 = percentile(latencies(idle, ok_only=True), 99), percentile(load_ms, 99)
+    rows = [
+        Row("/health p99 during the concurrency phase", f"{hl99:.2f} ms", f"< {HEALTH_P99_MS:g} ms",
+            hl99 < HEALTH_P99_MS and bad == 0, f"idle {hi99:.2f} ms", f"{hl99 / hi99:.1f}x"),
+        Row("  /health p50 / max / probes / non-200", f"{percentile(load_ms, 50):.2f} / "
+            f"{max(load_ms, default=float('nan')):.2f} ms / {len(load_ms)} / {bad}"),
+    ]
     t_all = conc.t_all_streaming or conc.t_release
-    for name, a, b in (("arrivals (until all streaming)", conc.t_start, t_all),
-                       ("steady (all streaming)", t_all, conc.t_release),
-                       ("finishing (after release)", conc.t_release, conc.t_end)):
-        part = [ms for t, ms, st in health if a <= t <= b]
-        if part:
-            rows.append(Row(f"    /health p50 / p99 / max, {name}",
-                            f"{percentile(part, 50):.2f} / {percentile(part, 99):.2f} / {max(part):.2f} ms"))
+    for name, w in (("arrivals (until all streaming)", Window(conc.t_start, t_all)),
+                    ("steady (all streaming)", Window(t_all, conc.t_release)),
+                    ("finishing (after release)", Window(conc.t_release, conc.t_end))):
+        part = latencies(w)
+        rows.append(Row(f"    /health p50 / p99 / max, {name}",
+                        f"{percentile(part, 50):.2f} / {percentile(part, 99):.2f} / {max(part):.2f} ms"
+                        if part else "no probe started in this window"))
+    return rows
 
-    rows.append(Row("RSS idle (after warm-up, peak VmRSS)", f"{info['rss_idle'] / MIB:.1f} MiB",
-                    f"< {RSS_IDLE_MIB:g} MiB", info["rss_idle"] / MIB < RSS_IDLE_MIB,
-                    f"fresh {info['rss_fresh'] / MIB:.1f} MiB"))
-    rss_load = sampler.peak(conc.t_start, conc.t_end)
-    rows.append(Row(f"RSS peak during {conc.n} streams", f"{rss_load / MIB:.1f} MiB", f"< {RSS_LOAD_MIB:g} MiB",
-                    rss_load / MIB < RSS_LOAD_MIB, f"idle {info['rss_idle'] / MIB:.1f} MiB",
-                    f"{rss_load / info['rss_idle']:.1f}x"))
-    rows.append(Row("  RSS after the streams ended / kernel VmHWM",
-                    f"{info['rss_after'] / MIB:.1f} MiB / {(info['hwm'] or 0) / 1024:.1f} MiB"))
-    return rows, info
+
+def rss_rows(b: Bench, fresh: float, idle: Window, conc: ConcurrencyResult, after: float) -> list[Row]:
+    rss_idle = b.rss.peak(idle.t0, idle.t1)
+    rss_load = b.rss.peak(conc.t_start, conc.t_end)
+    hwm = read_status_kib(b.pid, "VmHWM") or 0
+    return [
+        Row("RSS idle (after warm-up, peak VmRSS)", f"{rss_idle / MIB:.1f} MiB", f"< {RSS_IDLE_MIB:g} MiB",
+            rss_idle / MIB < RSS_IDLE_MIB, f"fresh {fresh / MIB:.1f} MiB"),
+        Row(f"RSS peak during {conc.n} streams", f"{rss_load / MIB:.1f} MiB", f"< {RSS_LOAD_MIB:g} MiB",
+            rss_load / MIB < RSS_LOAD_MIB, f"idle {rss_idle / MIB:.1f} MiB", f"{rss_load / rss_idle:.1f}x"),
+        Row("  RSS after the streams ended / kernel VmHWM", f"{after / MIB:.1f} MiB / {hwm / 1024:.1f} MiB"),
+    ]
+
+
+def service_rows(args: argparse.Namespace, bed: Testbed) -> list[Row]:
+    """What the LangSmith stand-in received, and the service's log lines by level."""
+    rows = []
+    if not args.no_tracing:
+        with urllib.request.urlopen(bed.urls["langsmith"] + "/bench/stats", timeout=5) as r:
+            ls = json.loads(r.read())
+        rows.append(Row("LangSmith stand-in: runs received / turns ended", f"{ls['runs']} / {ls['root_runs_ended']}"))
+    levels: dict[str, int] = {}
+    for line in bed.service.log().splitlines():
+        with contextlib.suppress(ValueError, AttributeError):
+            lvl = json.loads(line).get("level", "?")
+            levels[lvl] = levels.get(lvl, 0) + 1
+    rows.append(Row("service log lines by level", ", ".join(f"{k} {v}" for k, v in sorted(levels.items()))))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# the driver
+# ------------------------------------------------------------------------------------------------
+async def measure(args: argparse.Namespace, bed: Testbed) -> tuple[list[Row], float]:
+    """Every phase in order; the table's rows and the most CPU unrelated work used meanwhile (cores)."""
+    assert bed.service.proc is not None
+    conn = aiohttp.TCPConnector(limit=args.streams * 2 + 100, limit_per_host=0, ttl_dns_cache=None)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+    async with aiohttp.ClientSession(connector=conn, timeout=timeout) as http:
+        with RssSampler(bed.service.proc.pid) as rss:
+            b = Bench(args, bed, http, rss)
+            fresh = await rss.quiet_peak(args.settle)  # start-up idle RSS (information)
+            rows = await ttft_phase(b)
+            with health_probe(b) as health:
+                idle = await idle_phase(b)
+                conc, conc_rows = await concurrency_phase(b)
+                await asyncio.sleep(args.settle)
+                after = await rss.quiet_peak(args.settle)
+            rows += conc_rows + health_rows(health, idle, conc) + rss_rows(b, fresh, idle, conc, after)
+    return rows, b.foreign_cores
 
 
 def print_table(rows: list[Row]) -> None:
@@ -802,28 +841,31 @@ def print_table(rows: list[Row]) -> None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="smoke run: 50 streams, 60 TTFT samples, short phases")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: tiny counts and half-second phases; every figure printed, none meaningful")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    ap.add_argument("--streams", type=int, help="concurrent conversations (default 500; quick 50)")
-    ap.add_argument("--samples", type=int, help="TTFT samples each, direct and service (default 400; quick 60)")
-    ap.add_argument("--warmup", type=int, help="TTFT warm-up rounds, not counted (default 30; quick 10)")
-    ap.add_argument("--ramp", type=float, help="seconds over which the conversations arrive (default 5; quick 1)")
-    ap.add_argument("--steady", type=float, help="seconds all conversations stay streaming (default 10; quick 2)")
+    ap.add_argument("--streams", type=int, help="concurrent conversations (default 500; quick 5)")
+    ap.add_argument("--samples", type=int, help="TTFT samples each, direct and service (default 400; quick 5)")
+    ap.add_argument("--warmup", type=int, help="TTFT warm-up rounds, not counted (default 30; quick 2)")
+    ap.add_argument("--ramp", type=float, help="seconds over which the conversations arrive (default 5; quick 0.5)")
+    ap.add_argument("--steady", type=float, help="seconds all conversations stay streaming (default 10; quick 0.5)")
     ap.add_argument("--delta-interval", type=float, default=0.1, help="stand-in seconds between SSE events")
-    ap.add_argument("--idle", type=float, help="quiet seconds for idle RSS and /health (default 3; quick 2)")
+    ap.add_argument("--idle", type=float, help="quiet seconds for idle RSS and /health (default 3; quick 0.5)")
+    ap.add_argument("--settle", type=float,
+                    help="quiet seconds for the RSS after start-up and after the streams (default 1; quick 0.2)")
     ap.add_argument("--health-interval", type=float, default=0.05, help="seconds between /health probes")
     ap.add_argument("--no-tracing", action="store_true", help="run without LANGCHAIN_API_KEY (tracing off)")
-    ap.add_argument("--max-seconds", type=float, help="hard limit for the measurement (default 600; quick 180)")
+    ap.add_argument("--max-seconds", type=float, help="hard limit for the measurement (default 600; quick 120)")
     ap.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
                     help="niceness for the bench and all its processes (default -10 as root: less noise from "
                          "other work on a shared machine; 0 leaves it)")
     ap.add_argument("--keep-log", action="store_true", help="copy the service log to ./bench-service.log")
     a = ap.parse_args(argv)
-    q = a.quick
-    for name, full, quick in (("streams", 500, 50), ("samples", 400, 60), ("warmup", 30, 10), ("ramp", 5.0, 1.0),
-                              ("steady", 10.0, 2.0), ("idle", 3.0, 2.0), ("max_seconds", 600.0, 180.0)):
+    for name, full, quick in (("streams", 500, 5), ("samples", 400, 5), ("warmup", 30, 2), ("ramp", 5.0, 0.5),
+                              ("steady", 10.0, 0.5), ("idle", 3.0, 0.5), ("settle", 1.0, 0.2),
+                              ("max_seconds", 600.0, 120.0)):
         if getattr(a, name) is None:
-            setattr(a, name, quick if q else full)
+            setattr(a, name, quick if a.quick else full)
     return a
 
 
@@ -840,7 +882,6 @@ def main(argv: list[str]) -> int:
     if args.nice:
         with contextlib.suppress(OSError):
             os.nice(args.nice)  # inherited by every process started below
-        PRIORITY["nice"] = args.nice
         set_priority("self", args.nice)
     started = time.monotonic()
     load = os.getloadavg()
@@ -850,32 +891,22 @@ def main(argv: list[str]) -> int:
     with contextlib.ExitStack() as stack:
         try:
             bed = stack.enter_context(testbed(args))
-            service, db, workdir, urls, ep = bed.service, bed.db, bed.workdir, bed.urls, bed.ep
-            print(f"[bench] service pid {service.pid} on {ep.service}: one process, LOG_LEVEL=INFO, "
+            service = bed.service
+            assert service.proc is not None
+            print(f"[bench] service pid {service.proc.pid} on {service.url}: one process, LOG_LEVEL=INFO, "
                   f"ENVIRONMENT=production, tracing {'OFF' if args.no_tracing else 'ON -> LangSmith stand-in'}",
                   flush=True)
             try:
-                rows, info = asyncio.run(asyncio.wait_for(measure(args, ep, service, workdir, db, bed.pids), args.max_seconds))
+                rows, busy = asyncio.run(asyncio.wait_for(measure(args, bed), args.max_seconds))
             except asyncio.TimeoutError:
                 raise BenchError(f"measurement did not finish within {args.max_seconds:.0f} s") from None
             if service.proc.poll() is not None:
                 raise BenchError(f"service exited with status {service.proc.returncode} during the benchmark")
-            if not args.no_tracing:
-                with urllib.request.urlopen(urls["langsmith"] + "/bench/stats", timeout=5) as r:
-                    ls = json.loads(r.read())
-                rows.append(Row("LangSmith stand-in: runs received / turns ended", f"{ls['runs']} / "
-                                f"{ls['root_runs_ended']}"))
-            levels: dict[str, int] = {}
-            for line in (workdir / "service.log").read_text(errors="replace").splitlines():
-                with contextlib.suppress(ValueError, AttributeError):
-                    lvl = json.loads(line).get("level", "?")
-                    levels[lvl] = levels.get(lvl, 0) + 1
-            rows.append(Row("service log lines by level", ", ".join(f"{k} {v}" for k, v in sorted(levels.items()))))
+            rows += service_rows(args, bed)
         except (BenchError, Exception) as exc:
             print(f"[bench] ERROR: {type(exc).__name__}: {exc}", file=sys.stderr)
-            with contextlib.suppress(Exception):
-                assert bed is not None
-                tail = (bed.workdir / "service.log").read_text(errors="replace").splitlines()[-15:]
+            if bed is not None:
+                tail = bed.service.log().splitlines()[-15:]
                 print("[bench] service log tail:\n  " + "\n  ".join(tail), file=sys.stderr)
             return 2
         except (KeyboardInterrupt, Terminated):
@@ -895,7 +926,6 @@ def main(argv: list[str]) -> int:
     print()
     print_table(rows)
     missed = [r for r in rows if r.ok is False]
-    busy = max(info.get("foreign_cores", 0), info.get("foreign_ttft_cores", 0))
     if busy > 0.25:
         print(f"\n[bench] WARNING: unrelated work used up to {busy:.2f} of {os.cpu_count()} CPUs while measuring; "
               "latency figures (p99 above all) are inflated by it. Re-run on a quiet machine.")

@@ -103,8 +103,9 @@ class BenchAnthropic(AnthropicStandIn):
             return Reply.text(ANSWER, delay=float(m.group(2)), hold_after=1)
         return Reply.text(ANSWER)
 
-    async def _hold(self, send: Any) -> None:
-        """Instead of the base class's pings: a text delta per `delay` until /bench/release."""
+    async def _hold(self, send: Any, releases_at_start: int) -> None:
+        """Instead of the base class's pings: a text delta per `delay` until /bench/release (the base
+        class's release() count, `releases_at_start`, is not used here)."""
         ev = self._event()
         loop = asyncio.get_running_loop()
         rank = self._hold_seq

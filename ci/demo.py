@@ -49,6 +49,7 @@ from tests.support import mariadb as mariadb_support  # noqa: E402
 from tests.support import paths, sse  # noqa: E402
 from tests.support.helm import KUBE_VERSION, VALIDATE_VERSIONS, lint, render  # noqa: E402
 from tests.support.localpod import LocalPod  # noqa: E402
+from tests.support.proc import stop_process  # noqa: E402
 from tests.support.standins import free_port  # noqa: E402
 from tests.support.standins.anthropic import AnthropicStandIn  # noqa: E402
 from tests.support.standins.langsmith import LangSmithStandIn  # noqa: E402
@@ -158,7 +159,7 @@ class Demo:
 
     def _stop_clis(self) -> None:
         for proc in self.cli_procs:
-            _kill_group(proc)
+            stop_process(proc, group=True)
 
     def cleanup(self) -> None:
         # A second Ctrl-C must not cut the clean-up short.
@@ -339,7 +340,7 @@ class Demo:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0 or not sel.select(left):
-                    _kill_group(proc)
+                    stop_process(proc, group=True)
                     raise StepFailed(f"the Seqera CLI (pid {proc.pid}) did not finish within {CLI_TIMEOUT}s; "
                                      f"its process group was killed")
                 data = os.read(fd, 4096)
@@ -350,7 +351,7 @@ class Demo:
         try:
             rc = proc.wait(max(deadline - time.monotonic(), 1))
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            stop_process(proc, group=True)
             raise StepFailed(f"the Seqera CLI (pid {proc.pid}) closed its output but did not exit within "
                              f"{CLI_TIMEOUT}s; its process group was killed") from None
         reader.join(10)
@@ -492,18 +493,6 @@ class Demo:
             say(f"\n{'demo: every step succeeded' if all_ok else 'demo: FAILED'}")
             return 0 if all_ok else 1
         return 0 if ok else 1
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from typing import Iterator
 import pytest
 
 from tests.support import paths
+from tests.support.proc import stop_process
 from tests.support.standins._server import free_port
 from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, TOOL_INTRO
 
@@ -167,9 +168,7 @@ class InteractiveDemo:
 
     def close(self) -> None:
         """Kill the demo if it is still running and close the terminal."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc, sig=signal.SIGKILL)
         if self.master >= 0:
             os.close(self.master)
             self.master = -1

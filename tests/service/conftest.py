@@ -11,10 +11,11 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from tests.service.cli import Cli
-from tests.service.harness import Seqera, Sentinels, Service, ServiceProcess, migrate_now, service_env
+from tests.service.harness import Seqera, Sentinels, Service, service_env
 from tests.support import paths
+from tests.support.cli import Cli
 from tests.support.mariadb import Credentials, MariaDB
+from tests.support.service import ServiceProcess, migrate_now
 from tests.support.standins.anthropic import AnthropicStandIn
 from tests.support.standins.langsmith import LangSmithStandIn
 from tests.support.standins.platform import PlatformStandIn
@@ -116,7 +117,7 @@ def bob(service: Service) -> Cli:
 
 @pytest.fixture
 def service_process(env, tmp_path) -> Iterator[Callable[..., ServiceProcess]]:
-    """`service_process(env_overrides)` -> `python -m agent_backend` as a subprocess (stopped at the end)."""
+    """`service_process(env_overrides)` -> `python -m agent_backend` as a subprocess (SIGKILLed at the end)."""
     procs: list[ServiceProcess] = []
 
     def factory(env_overrides: dict[str, str] | None = None, migrate: bool = True) -> ServiceProcess:

@@ -1,16 +1,16 @@
-"""The real service wired to the stand-ins: in-process (`Service`) or as a subprocess (`ServiceProcess`).
+"""The real service in this process, wired to the stand-ins, and the real Seqera CLI, for the service tests.
 
-In-process: `agent_backend.app.create_app(config)` served by aiohttp's TestServer on a real 127.0.0.1
+`Service`: `agent_backend.app.create_app(config)` served by aiohttp's TestServer on a real 127.0.0.1
 port, config from `load_config(env)` (the same env a pod gets) with a few tunables shortened for tests
-(backoff, heartbeat). Subprocess: `python -m agent_backend` exactly as the image runs it, for exit
-codes, signals and the log stream on stderr.
+(backoff, heartbeat). `service_env()` is that env with the stand-ins' URLs and `Sentinels`' secrets.
+`Seqera` runs the real CLI offline against a service URL. The service as a subprocess (`python -m
+agent_backend`, for exit codes, signals and its log) is `tests/support/service.py`'s ServiceProcess.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import secrets
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,17 +18,14 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from tests.service.cli import Cli
 from tests.support import paths
+from tests.support.cli import Cli
 from tests.support.mariadb import Credentials
-from tests.support.proc import NotReady, wait_http_ok
+from tests.support.service import standin_env
 from tests.support.standins import free_port
 from tests.support.standins.anthropic import AnthropicStandIn
 from tests.support.standins.langsmith import LangSmithStandIn
 from tests.support.standins.platform import PlatformStandIn
-
-MODEL = "claude-standin-test-model"
-PYTHON = str(paths.PYTHON)  # the venv python that runs the service (tests/service/test_config.py imports it)
 
 # Shortened for tests (these are Config fields without environment variables of their own).
 SERVICE_TUNABLES: dict[str, Any] = {
@@ -70,27 +67,6 @@ class Sentinels:
         assert not found, f"secret value(s) {found} appear in {where}"
 
 
-def standin_env(*, db: Credentials, port: int, anthropic_url: str, anthropic_key: str, langsmith_url: str,
-                langchain_key: str, platform_url: str, platform_api_url: str) -> dict[str, str]:
-    """The service's environment with every upstream on 127.0.0.1 (the stand-ins' URLs) and test settings;
-    ci/bench.py starts from it too and overrides what production sets differently."""
-    return {
-        "AGENT_BACKEND_PORT": str(port),
-        **db.env(),
-        "ANTHROPIC_API_KEY": anthropic_key,
-        "ANTHROPIC_MODEL": MODEL,
-        "ANTHROPIC_BASE_URL": anthropic_url,
-        "LANGCHAIN_API_KEY": langchain_key,
-        "LANGSMITH_ENDPOINT": langsmith_url,
-        "ENVIRONMENT": "test",
-        "LOG_LEVEL": "DEBUG",
-        "SEQERA_PLATFORM_URL": platform_url,
-        "SEQERA_PLATFORM_API_URL": platform_api_url,
-        "SEQERA_MCP_URL": "http://127.0.0.1:9/mcp",
-        "AGENT_BACKEND_PUBLIC_URL": "http://agent-backend.test.invalid",
-    }
-
-
 def service_env(*, anthropic: AnthropicStandIn, langsmith: LangSmithStandIn, platform: PlatformStandIn,
                 db: Credentials, sentinels: Sentinels, port: int | None = None) -> dict[str, str]:
     anthropic.api_key = sentinels.anthropic_key  # the stand-in answers 401 to any other key
@@ -98,32 +74,6 @@ def service_env(*, anthropic: AnthropicStandIn, langsmith: LangSmithStandIn, pla
                        anthropic_key=sentinels.anthropic_key, langsmith_url=langsmith.url,
                        langchain_key=sentinels.langchain_key, platform_url=platform.url,
                        platform_api_url=platform.api_url)
-
-
-def base_process_env(home: Path) -> dict[str, str]:
-    """A clean environment for subprocesses: nothing inherited that could reach the network."""
-    return {
-        "PATH": f"{paths.VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def run_migrations(env: dict[str, str], home: Path, *args: str, cwd: Path | None = None,
-                   timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`./init.sh` from the service directory (what the chart's init container runs)."""
-    return subprocess.run(["./init.sh", *args], cwd=cwd or paths.SERVICE, env={**base_process_env(home), **env},
-                          capture_output=True, text=True, timeout=timeout)
-
-
-async def migrate_now(env: dict[str, str]) -> None:
-    """Apply the migrations in-process (fast path for fixtures; test_migrations runs ./init.sh)."""
-    from agent_backend import config as cfg
-    from agent_backend import migrate
-
-    db = cfg.load_db_config(env)
-    await asyncio.to_thread(migrate.migrate, db, migrate.discover())
 
 
 class Service:
@@ -172,65 +122,6 @@ class Service:
         if self.server is not None:
             await self.server.close()
             self.server = None
-
-
-class ServiceProcess:
-    """`python -m agent_backend` (the image's default command) as a child process; log on stderr."""
-
-    def __init__(self, env: dict[str, str], workdir: Path, migrate: bool = True) -> None:
-        self.env = dict(env)
-        self.workdir = Path(workdir)
-        self.migrate = migrate
-        self.port = int(env.get("AGENT_BACKEND_PORT") or 8002)
-        self.log_path = self.workdir / f"service-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def full_env(self) -> dict[str, str]:
-        return {**base_process_env(self.workdir), **self.env}
-
-    def start(self, wait: bool = True) -> "ServiceProcess":
-        if self.migrate:
-            r = run_migrations(self.env, self.workdir)
-            assert r.returncode == 0, f"migrations failed ({r.returncode}):\n{r.stderr}"
-        self._logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PYTHON, "-m", "agent_backend"], cwd=self.workdir, env=self.full_env(),
-                                     stdout=self._logf, stderr=subprocess.STDOUT)
-        if wait:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        assert self.proc is not None
-        try:
-            wait_http_ok(self.url + "/health", self.proc, timeout)
-        except NotReady as e:
-            raise AssertionError(f"service {e}:\n{self.log()}") from None
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def send_signal(self, sig: int = signal.SIGTERM) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 60.0) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        if getattr(self, "_logf", None) is not None:
-            self._logf.close()
-            self._logf = None
 
 
 class Seqera:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.service.cli import TERMINAL, eventually, start_held_turn
+from tests.support.cli import TERMINAL, eventually, start_held_turn
 from tests.support.standins.anthropic import Reply
 
 

@@ -11,8 +11,8 @@ import subprocess
 import aiohttp
 import pytest
 
-from tests.service.cli import Cli, eventually
 from tests.service.harness import Seqera
+from tests.support.cli import Cli, eventually
 from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, Reply, tool_result_text
 
 
@@ -139,8 +139,7 @@ async def test_closed_terminal_then_continue_resumes(service_process, seqera, pr
                          lambda r: len(r.body["messages"]) == 2, what="the answer to be stored")
     assert session["expired_at"] is None  # no expire arrived
     if restart:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+        assert proc.stop(grace=60) == 0
         proc.start()
 
     again = await seqera(proc.url, "ai", "--headless", "-c", "Where were we?")

@@ -12,9 +12,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.service.cli import Cli, eventually
 from tests.service.harness import Seqera
 from tests.support import paths
+from tests.support.cli import Cli, eventually
 from tests.support.standins.anthropic import Reply
 
 SCREEN_WAIT = 90.0  # a bound on each wait for the screen, not a timing assertion

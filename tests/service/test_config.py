@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import socket
 import subprocess
 
 import pytest
 
 from agent_backend.config import REQUIRED_ENV_VARS, ConfigError, load_config
-from tests.service.harness import PYTHON, ServiceProcess, base_process_env, run_migrations
+from tests.support import paths
+from tests.support.service import ServiceProcess, base_process_env, run_migrations
 
 # The env contract, written out here so that a name dropped from the code fails this module.
 REQUIRED = ("AGENT_BACKEND_DB_HOST", "AGENT_BACKEND_DB_NAME", "AGENT_BACKEND_DB_USER", "ANTHROPIC_API_KEY",
@@ -87,7 +87,7 @@ def test_tracing_is_off_without_langchain_key(env):
 
 
 def _start(env: dict[str, str], tmp_path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "agent_backend"], env={**base_process_env(tmp_path), **env},
+    return subprocess.run([str(paths.PYTHON), "-m", "agent_backend"], env={**base_process_env(tmp_path), **env},
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
 
@@ -146,9 +146,7 @@ def test_service_start_up_never_prints_a_url_password(env, tmp_path):
     bad = _start({**env, "SEQERA_PLATFORM_API_URL": USERINFO_VALUES["SEQERA_PLATFORM_API_URL"]}, tmp_path)
     assert bad.returncode == 2 and "SEQERA_PLATFORM_API_URL" in bad.stderr
     good = ServiceProcess({**env, "SEQERA_MCP_URL": "http://urluser:S3CRETurlpw@127.0.0.1:9/mcp"}, tmp_path).start()
-    good.send_signal(signal.SIGTERM)
-    assert good.wait(60) == 0
-    good.kill()
+    assert good.stop(grace=60) == 0  # SIGTERM: a clean exit
     assert "agent-backend started" in good.log()
     for out in (bad.stdout + bad.stderr, good.log()):
         assert "urluser" not in out and "S3CRETurlpw" not in out, out

@@ -5,8 +5,8 @@ import asyncio
 import json
 import uuid
 
-from tests.service.cli import run_bash, start_held_turn
-from tests.service.harness import MODEL
+from tests.support.cli import run_bash, start_held_turn
+from tests.support.service import MODEL
 from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, Reply, api_key_of, tool_result_text
 
 CLI_TOOLS = {"execute_bash_local", "read_file_local", "write_file_local", "edit_file_local",

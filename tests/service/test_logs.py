@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from agent_backend.logs import JsonFormatter
-from tests.service.cli import Cli, run_bash
+from tests.support.cli import Cli, run_bash
 from tests.support.standins.anthropic import Reply
 
 

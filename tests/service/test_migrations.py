@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from tests.service.harness import run_migrations
+from tests.support.service import run_migrations
 from tests.support.standins import free_port
 
 EXPECTED_TABLES = {"sessions", "messages", "runs", "events", "token_usage"}

@@ -14,8 +14,8 @@ import uuid
 import aiohttp
 import pytest
 
-from tests.service.cli import Cli, eventually, start_held_turn
-from tests.service.harness import run_migrations
+from tests.support.cli import Cli, eventually, start_held_turn
+from tests.support.service import run_migrations
 from tests.support.standins import free_port
 
 
@@ -81,7 +81,7 @@ async def test_503_on_send_means_not_stored(outage_service):
 
 async def test_service_starts_while_database_is_down(make_service, private_mariadb, sentinels):
     creds = private_mariadb.create_database()
-    from tests.service.harness import migrate_now
+    from tests.support.service import migrate_now
 
     await migrate_now({**creds.env()})
     private_mariadb.stop()

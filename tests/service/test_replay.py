@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.support.cli import eventually, run_bash, start_held_turn
 from tests.support.standins.anthropic import Reply
-
-from tests.service.cli import eventually, run_bash, start_held_turn
 
 ANSWER = "alpha beta gamma delta epsilon zeta eta theta"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from tests.service.cli import start_held_turn
+from tests.support.cli import start_held_turn
 from tests.support.standins.anthropic import DEFAULT_ANSWER
 
 

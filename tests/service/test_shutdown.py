@@ -6,7 +6,7 @@ import signal
 
 import aiohttp
 
-from tests.service.cli import Cli, eventually, start_held_turn
+from tests.support.cli import Cli, eventually, start_held_turn
 
 ANSWER = "an answer that is still streaming when SIGTERM arrives"
 

@@ -19,6 +19,7 @@ import pytest
 from langsmith import Client, traceable
 
 from tests.support import paths, sse
+from tests.support.proc import stop_process
 from tests.support.standins import free_port
 from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, AnthropicStandIn, Reply, api_key_of
 
@@ -190,8 +191,7 @@ class TestAnthropicStandIn:
             r = c.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}])
             assert r.content[0].text == DEFAULT_ANSWER
         finally:
-            proc.terminate()
-            assert proc.wait(10) == 0
+            assert stop_process(proc) == 0  # SIGTERM: a clean exit
 
 
 class TestLangSmithStandIn:

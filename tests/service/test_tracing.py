@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.service.cli import run_bash
+from tests.support.cli import run_bash
 
 
 def finished(runs):

@@ -42,7 +42,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from tests.support import paths
+from tests.support.proc import stop_process
 
 DOCKERFILE = paths.SERVICE / "Dockerfile"
 IMAGE_ROOT = paths.SERVICE  # what the app image's WORKDIR holds
@@ -495,25 +495,9 @@ class LocalPod:
                                            err.decode(errors="replace"))
 
     def stop(self, proc: subprocess.Popen[bytes], grace: float = 20.0) -> int:
-        """SIGTERM the process group (like the kubelet), SIGKILL after `grace` seconds."""
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(10)
-        # Anything left in the group (children of a shell) goes too.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """SIGTERM the process group (like the kubelet), SIGKILL after `grace` seconds; anything left in
+        the group (children of a shell) goes too. Returns the exit status."""
+        stop_process(proc, grace, group=True)
         if proc in self._procs:
             self._procs.remove(proc)
         return proc.returncode

@@ -8,10 +8,10 @@
     db.destroy()                            # stop and delete the temp dir
 
 Uses the binaries on the machine (`mariadb-install-db`, `mariadbd`; ci/setup.sh installs them). The
-system tables are installed once per process into a template datadir and copied for every server, so
-a further server starts in about a second. Each server has its own port and directory, so pytest-xdist
-workers never share one. Root connects only through the server's unix socket; the service connects over
-TCP with the user and password of `create_database()`.
+system tables are installed once per machine (and mariadbd build) into a template datadir in the temp
+dir and copied for every server, so a further server starts in about a second. Each server has its own
+port and directory, so pytest-xdist workers never share one. Root connects only through the server's
+unix socket; the service connects over TCP with the user and password of `create_database()`.
 
 A server is tied to the thread that started it (Linux PR_SET_PDEATHSIG): when that thread or process
 ends, mariadbd gets SIGTERM, so a killed test run leaves no server behind. Start servers from a
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pymysql
 
-from tests.support.proc import die_with_parent
+from tests.support.proc import die_with_parent, stop_process
 from tests.support.standins._server import free_port
 
 _template_lock = threading.Lock()
@@ -184,20 +184,16 @@ class MariaDB:
             with conn.cursor() as cur:
                 cur.execute("SHUTDOWN")
             conn.close()
+            sig = None  # SHUTDOWN has asked it to stop
         except pymysql.MySQLError:
-            self._proc.terminate()
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(10)
+            sig = signal.SIGTERM
+        stop_process(self._proc, timeout, sig=sig)
         self._proc = None
 
     def kill(self) -> None:
         """SIGKILL the server (a crash, not a shutdown)."""
-        if self._proc is not None and self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGKILL)
-            self._proc.wait(10)
+        if self._proc is not None:
+            stop_process(self._proc, sig=signal.SIGKILL, group=True)
         self._proc = None
 
     def destroy(self) -> None:

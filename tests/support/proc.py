@@ -4,11 +4,15 @@ the benchmark's small helper processes (ci/bench_probe.py) can use it without im
     subprocess.Popen(argv, preexec_fn=die_with_parent)   # the child gets SIGTERM if its parent dies
     stop = stop_event()                                   # set on SIGINT/SIGTERM or when stdin reaches EOF
     wait_http_ok(url, proc, timeout=30)                   # poll until GET url answers 200, or raise NotReady
+    text = read_ready_line(proc, timeout=30)              # the child's first line, "READY <text>", or NotReady
+    stop_process(proc, grace=10)                          # SIGTERM, wait, SIGKILL, reap: its exit status
+    stop_process(proc, group=True)                        # the same for its whole process group
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +22,8 @@ import urllib.error
 import urllib.request
 
 PR_SET_PDEATHSIG = 1
+# How long stop_process() waits for a process to go after SIGKILL before it gives up (TimeoutExpired).
+KILL_WAIT = 10.0
 
 
 def die_with_parent() -> None:
@@ -45,8 +51,39 @@ def stop_event(watch_stdin: bool = True) -> threading.Event:
     return stop
 
 
+def stop_process(proc: subprocess.Popen, grace: float = 10.0, *, sig: int | None = signal.SIGTERM,
+                 group: bool = False) -> int:
+    """Stop `proc` and reap it; returns its exit status (negative: the signal that ended it).
+
+    Unless it has exited already: send it `sig` (None: it was asked to stop another way, e.g. a SQL
+    SHUTDOWN), wait up to `grace` seconds, then SIGKILL it and wait up to KILL_WAIT seconds more
+    (subprocess.TimeoutExpired after that). With `group` the signals go to its process group, which
+    it must lead (`start_new_session=True`), and whatever is left in the group once the leader has
+    gone (the children of a shell) is SIGKILLed too. Its pipes and log files stay the caller's."""
+
+    def send(s: int) -> None:
+        if group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, s)
+        else:
+            proc.send_signal(s)  # does nothing once the process has been reaped
+
+    if proc.poll() is None:
+        if sig is not None:
+            send(sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            send(signal.SIGKILL)
+            proc.wait(KILL_WAIT)
+    if group:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode
+
+
 class NotReady(Exception):
-    """The process exited, or `url` did not answer 200 in time."""
+    """The process exited, or did not show it is ready (an HTTP 200, its ready line) in time."""
 
 
 def wait_http_ok(url: str, proc: subprocess.Popen, timeout: float, interval: float = 0.05) -> None:
@@ -61,3 +98,21 @@ def wait_http_ok(url: str, proc: subprocess.Popen, timeout: float, interval: flo
                     return
         time.sleep(interval)
     raise NotReady(f"{url} did not answer 200 within {timeout:g}s")
+
+
+def read_ready_line(proc: subprocess.Popen, timeout: float, prefix: str = "READY") -> str:
+    """The rest of the first line `proc` writes to its stdout (a pipe) when that line starts with
+    `prefix` (the helper processes of ci/ print `READY <what>` once they serve); raise NotReady when
+    it writes another line, closes its stdout (exits) or writes nothing within `timeout` seconds."""
+    assert proc.stdout is not None, "read_ready_line needs stdout=subprocess.PIPE"
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()),  # type: ignore[union-attr]
+                              name="ready-line", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    raw = box[0] if box else ""
+    line = (raw.decode(errors="replace") if isinstance(raw, bytes) else raw).strip()
+    if not line.startswith(prefix):
+        why = f"wrote {line!r}" if line else ("exited" if box else f"wrote nothing within {timeout:g}s")
+        raise NotReady(f"{why} instead of a {prefix} line")
+    return line[len(prefix):].strip()

@@ -2,8 +2,8 @@
 
 Every stand-in (anthropic, langsmith, platform) is a `StandIn`: build it, `start()` it, read `.url`,
 `stop()` it. It runs in a thread of its own so that it works the same from a pytest fixture (sync or
-async test), from a script (`ci/demo.py`, `ci/bench.py`) and from `python -m`, and so that a test that
-blocks its own loop never blocks the stand-in.
+async test), from a script (`ci/demo.py`, `ci/bench_standins.py`) and from `python -m`, and so that a
+test that blocks its own loop never blocks the stand-in.
 
     with PlatformStandIn() as platform:        # or: p = PlatformStandIn().start(); ...; p.stop()
         requests.get(platform.url + "/api/user-info", headers=...)

@@ -1,16 +1,18 @@
-"""A client of the service that speaks the `/v1/cli` protocol exactly as the Seqera CLI 1.12.0 does.
+"""A client of the service that speaks the `/v1/cli` protocol exactly as the Seqera CLI 1.12.0 does; the
+service tests and ci/bench.py use it.
 
-Headers, bodies and the order of calls follow /tmp/agent-work/cli-protocol.md (observed from the real
-binary): the message is POSTed before the event stream is opened; the first events GET has no cursor;
-a reconnect sends `?cursor=<last id + 1>`; execute-local parts are answered with POST tool-results while
-the stream stays open. The SSE reader is strict about what the CLI's live parser can read: frames are
-separated by "\\n\\n" only, one `data:` line per frame holding one-line JSON (tests/support/sse.py,
-strict), integer ids that increase.
+Headers, bodies and the order of calls are the real binary's, as service/README.md ("Protocol notes")
+describes them and service/agent_backend/openapi.yaml specifies the routes: the message is POSTed
+before the event stream is opened; the first events GET has no cursor; a reconnect sends
+`?cursor=<last id + 1>`; execute-local parts are answered with POST tool-results while the stream stays
+open. The SSE reader is strict about what the CLI's live parser can read: frames are separated by
+"\\n\\n" only, one `data:` line per frame holding one-line JSON (tests/support/sse.py, strict),
+integer ids that increase.
 
     cli = Cli(http_session, base_url, token)
     sid = await cli.create_session()
-    turn = await cli.turn(sid, "please run `echo hi`", tools=run_locally)
-    turn.text, turn.finish, turn.events
+    turn = await cli.turn(sid, "please run `echo hi`", tools=run_bash)   # run_bash: runs it for real
+    turn.text, turn.terminal, turn.events                                  # terminal: the finish/error part
 
     held = await start_held_turn(cli, anthropic, "an answer the model holds")   # answer under way, paused
     await eventually(lambda: anthropic.message_requests, what="the model call")  # poll until truthy
@@ -89,8 +91,9 @@ class EventStream:
                     raise ProtocolError(f"stream ended inside a frame: {self._buf!r}")
                 return None
             try:
-                chunk = await asyncio.wait_for(self.resp.content.readany(), timeout)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(timeout):  # unlike wait_for, no task per read
+                    chunk = await self.resp.content.readany()
+            except TimeoutError:
                 raise AssertionError(f"no SSE frame within {timeout}s; got so far: "
                                      f"{[e.data or e.comment for e in self.events][-10:]}") from None
             if not chunk:
@@ -215,8 +218,8 @@ class Cli:
         return await self.request("POST", path, json_body=body, **kw)
 
     # ---- the CLI's calls --------------------------------------------------------------------------
-    async def create_session(self, cwd: str = "/home/user/pipeline", *, expect: int | None = 200,
-                             **fields: Any) -> str:
+    def session_body(self, cwd: str = "/home/user/pipeline", **fields: Any) -> dict[str, Any]:
+        """The body of `POST /v1/cli/sessions` the headless CLI sends from `cwd`; `fields` replace or add keys."""
         body = {
             "cwd": cwd,
             "approval_mode": "auto",
@@ -226,7 +229,11 @@ class Cli:
                                   "directory_listing": ""},
         }
         body.update(fields)
-        r = await self.post("/v1/cli/sessions", body)
+        return body
+
+    async def create_session(self, cwd: str = "/home/user/pipeline", *, expect: int | None = 200,
+                             **fields: Any) -> str:
+        r = await self.post("/v1/cli/sessions", self.session_body(cwd, **fields))
         if expect is not None:
             assert r.status == expect, f"create session: {r.status} {r.text}"
         sid = (r.body or {}).get("session_id") if isinstance(r.body, dict) else None
