@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.service.cli import run_bash
+from tests.support.cli import run_bash
 from tests.support.standins.anthropic import Reply, tool_result_text
 from tests.support.standins.mcp import Call, McpStandIn
 
