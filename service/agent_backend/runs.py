@@ -224,15 +224,15 @@ class Run:
                 tail = terminal
         if tail is not None and not self.hub.done:
             self.hub.fail(DatabaseUnavailable(), tail)
-        if self.mcp is not None:
-            with contextlib.suppress(Exception):
-                await self.mcp.close()
         span.end(outputs={"answer": "".join(answer), "status": outcome.status, "usage": self.usage.as_dict()},
                  error=outcome.error)
         log(logger, logging.INFO, "run finished", run_id=self.id, session_id=self.session_id, status=outcome.status,
             finish_reason=outcome.finish_reason, duration_s=round(time.monotonic() - started, 3),
             input_tokens=self.usage.input_tokens, output_tokens=self.usage.output_tokens, **self.marks)
         self.mgr.run_done(self)
+        if self.mcp is not None:  # last: the session's next message need not wait for it
+            with contextlib.suppress(Exception):
+                await self.mcp.close()
 
     async def _store(self, call, *, idempotent: bool = False):
         """A write of the run's outcome, retried through a brief MySQL outage (db.retrying); all of one run's

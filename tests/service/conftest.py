@@ -18,6 +18,7 @@ from tests.support.mariadb import Credentials, MariaDB
 from tests.support.service import ServiceProcess, migrate_now
 from tests.support.standins.anthropic import AnthropicStandIn
 from tests.support.standins.langsmith import LangSmithStandIn
+from tests.support.standins.mcp import McpStandIn
 from tests.support.standins.platform import PlatformStandIn
 
 
@@ -38,6 +39,14 @@ def langsmith_standin() -> Iterator[LangSmithStandIn]:
 @pytest.fixture
 def platform_standin() -> Iterator[PlatformStandIn]:
     s = PlatformStandIn().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def mcp(platform_standin) -> Iterator[McpStandIn]:
+    """Seqera MCP (the SDK's own server), checking tokens against the Platform stand-in."""
+    s = McpStandIn(platform_standin).start()
     yield s
     s.stop()
 

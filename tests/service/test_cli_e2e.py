@@ -156,3 +156,23 @@ async def test_a_local_tool_result_is_printed_once(service_process, seqera, proj
     r = await seqera(proc.url, "ai", "--headless", "--show-tool-results", f"Please run `echo {marker}`")
     assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
     assert r.stderr.count("[tool result]") == 1 and r.stderr.count(marker) == 1, r.stderr
+
+
+async def test_a_platform_question_is_answered_through_seqera_mcp_then_continued(service_process, seqera, mcp,
+                                                                                 anthropic_standin):
+    proc = service_process({"SEQERA_MCP_URL": mcp.url})
+    anthropic_standin.script(Reply.tool_use("mcp__seqera__platform_list_workflows", {"workspace": "acme/prod"}),
+                             Reply.text("Your nightly rnaseq run failed: STAR_ALIGN ran out of memory."),
+                             Reply.text("It was alice_rnaseq_nightly."))
+    first = await seqera(proc.url, "ai", "--headless", "--show-tools", "--show-tool-results",
+                         "Which of my runs in acme/prod failed last night, and why?")
+    assert first.returncode == 0, f"stdout:\n{first.stdout}\nstderr:\n{first.stderr}"
+    assert "STAR_ALIGN ran out of memory" in first.stdout
+    assert "[tool] mcp__seqera__platform_list_workflows" in first.stderr  # the CLI prints the call
+    assert "alice_rnaseq_nightly" in first.stderr and "[tool error]" not in first.stderr  # and its result
+    assert [c.tool for c in mcp.calls] == ["platform_list_workflows"]
+
+    second = await seqera(proc.url, "ai", "--headless", "-c", "What was that run called?")
+    assert second.returncode == 0, f"stdout:\n{second.stdout}\nstderr:\n{second.stderr}"
+    resumed = str(anthropic_standin.message_requests[-1].json["messages"])
+    assert "alice_rnaseq_nightly" in resumed and "What was that run called?" in resumed

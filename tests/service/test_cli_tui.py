@@ -122,3 +122,27 @@ async def test_a_resumed_session_shows_the_local_tool_result(service_process, se
     await screen.shows("TUI-RESUMED", "the resumed conversation")
     screen.keys("C-o")  # the TUI folds a tool's output: show it
     await screen.shows(output, "the tool's result in the resumed history")
+
+
+@pytest.mark.parametrize(("choice", "shown"), [("1", "alice-launched"), ("3", "user denied approval")])
+async def test_a_platform_change_waits_for_the_users_answer(service_process, tui, anthropic_standin, mcp, choice,
+                                                            shown):
+    proc = service_process({"SEQERA_MCP_URL": mcp.url})
+    anthropic_standin.script(
+        Reply.tool_use("mcp__seqera__platform_launch_workflow", {"pipeline": "nf-core/rnaseq", "workspace": "acme"}),
+        Reply.text("TUI-AFTER-APPROVAL"))
+    screen = tui(proc.url)
+    await screen.type_line("launch nf-core/rnaseq in acme")
+    await screen.shows("APPROVAL REQUIRED", "the approval prompt")
+    await screen.shows("mcp__seqera__platform_launch_workflow", "the tool it asks about")
+    assert mcp.calls == []  # nothing runs before the answer
+    screen.keys(choice)  # [1] Yes, approve this command / [3] No, reject: selects it (or answers at once)
+    await eventually(lambda: asyncio.to_thread(screen.screen),
+                     lambda s: f"> [{choice}]" in s or "APPROVAL REQUIRED" not in s, what="the choice selected",
+                     timeout=SCREEN_WAIT, interval=0.2)
+    if "APPROVAL REQUIRED" in screen.screen():
+        screen.keys("Enter")
+    await screen.shows("TUI-AFTER-APPROVAL", "the answer after the approval")
+    screen.keys("C-o")  # unfold the tool's output
+    await screen.shows(shown, "the launch's result, or the refusal")
+    assert [c.tool for c in mcp.calls] == (["platform_launch_workflow"] if choice == "1" else [])

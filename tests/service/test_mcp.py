@@ -2,23 +2,16 @@
 with the caller's token, against a real MCP server (the SDK's own, tests/support/standins/mcp.py)."""
 from __future__ import annotations
 
-from typing import Iterator
+import asyncio
 
 import pytest
 
-from tests.support.cli import run_bash
+from tests.support.cli import eventually, run_bash
 from tests.support.standins.anthropic import Reply, tool_result_text
-from tests.support.standins.mcp import Call, McpStandIn
+from tests.support.standins.mcp import Call
 
 LIST = "mcp__seqera__platform_list_workflows"
 LAUNCH = "mcp__seqera__platform_launch_workflow"
-
-
-@pytest.fixture
-def mcp(platform_standin) -> Iterator[McpStandIn]:
-    s = McpStandIn(platform_standin).start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture
@@ -224,3 +217,55 @@ async def test_without_seqera_mcp_url_there_are_no_platform_tools(make_service, 
     first = service.anthropic.message_requests[0]
     assert not any(n.startswith("mcp__") for n in tool_names(first))
     assert "Seqera Platform tools" not in system_of(first)
+
+
+async def test_each_list_and_call_is_a_child_run_in_langsmith(service, alice, mcp):
+    service.anthropic.script(Reply.tool_use(LIST, {"workspace": "w"}),
+                             Reply.tool_use("mcp__seqera__platform_get_compute_env", {"name": "aws"}), Reply.text("ok"))
+    sid = await alice.create_session()
+    await alice.turn(sid, "my runs and my compute env?", tools=run_bash)
+    ls = service.langsmith
+    wanted = {"mcp.tools/list", "mcp.platform_list_workflows", "mcp.platform_get_compute_env"}
+
+    def traced(runs):
+        ended = [r for r in runs if r.get("end_time")]
+        return wanted <= {r.get("name") for r in ended} and any(not r.get("parent_run_id") for r in ended)
+
+    # In a thread: the service runs on this test's event loop.
+    assert await asyncio.to_thread(ls.wait_for_runs, traced), [(r.get("name"), r.get("end_time")) for r in ls.all_runs()]
+    [root] = [r for r in ls.root_runs() if r.get("end_time")]
+    children = {c["name"]: c for c in ls.children(root["id"])}
+    assert wanted <= set(children)
+    assert not children["mcp.platform_list_workflows"].get("error")
+    assert children["mcp.platform_get_compute_env"].get("error")  # the error flag
+    assert children["mcp.platform_list_workflows"]["start_time"] and children["mcp.platform_list_workflows"]["end_time"]
+    service.sentinels.assert_absent(ls.all_bytes(), "what was sent to LangSmith")
+
+
+async def test_a_cancel_during_a_call_ends_the_run_and_closes_the_mcp_session(service, alice, mcp):
+    service.anthropic.script(Reply.tool_use("mcp__seqera__platform_wait_for_workflow", {"workflow_id": "wf-1"}),
+                             Reply.text("never"))
+    sid = await alice.create_session()
+    stream = await alice.open_events(sid)
+    assert (await alice.send(sid, "wait for my run")).status == 200
+    await eventually(lambda: [c.tool for c in mcp.calls], what="the call to reach MCP")
+    assert (await alice.cancel(sid)).status == 200
+    await stream.until_type("finish")
+    await stream.close()
+    assert stream.parts()[-1] == {**stream.parts()[-1], "type": "finish", "finishReason": "cancelled"}
+    await eventually(lambda: "DELETE" in mcp.methods, what="the MCP session to be closed")
+
+
+async def test_a_call_that_times_out_is_not_repeated_and_says_whether_it_may_have_taken_effect(make_service, mcp):
+    service = await make_service(env_overrides={"SEQERA_MCP_URL": mcp.url}, mcp_call_timeout=0.5)
+    alice = service.cli(service.sentinels.alice_token)
+    service.anthropic.script(Reply.tool_use("mcp__seqera__platform_wait_for_workflow", {"workflow_id": "wf-1"}),
+                             Reply.tool_use(LAUNCH, {"pipeline": "nf-core/rnaseq", "workspace": "slow"}),
+                             Reply.text("done"))
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "wait, then launch", tools=run_bash)
+    waited, launched = [p["result"] for p in turn.parts if p["type"] == "tool-result"]
+    assert "did not answer within 0.5 s" in waited and "could not be completed" in waited
+    assert "may have taken effect" in launched
+    assert [c.tool for c in mcp.calls] == ["platform_wait_for_workflow", "platform_launch_workflow"]  # once each
+    assert turn.terminal["type"] == "finish"

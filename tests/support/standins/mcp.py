@@ -5,6 +5,7 @@
     service env: SEQERA_MCP_URL=mcp.url       # (= http://127.0.0.1:<port>/mcp)
     mcp.calls                                 # [Call(user, tool, args)], in order
     mcp.requests, mcp.list_requests           # how many HTTP requests came in; how many were tools/list
+    mcp.methods                               # the HTTP method of each request (DELETE: a session closed)
     mcp.go_down("5xx") / go_down("hang")      # every request answers 503 / is held until come_up()
     mcp.go_down("refuse")                     # stops listening; come_up() starts a NEW server on the
                                               # same port (its sessions are gone, as after a restart)
@@ -14,9 +15,9 @@ An unknown token gets 401 (the SDK's bearer middleware). The tools are shaped li
 each user with that user's own data:
 - read-only (readOnlyHint): `platform_list_workflows(workspace)`, `platform_describe_workflow(workflow_id)`,
   `search_nfcore_module(query)`, `search_seqera_api(query)`, `platform_get_compute_env(name)` (always
-  an error result);
-- changing state: `platform_launch_workflow(pipeline, workspace)`, `call_seqera_api(service, api_name,
-  parameters)`.
+  an error result), `platform_wait_for_workflow(workflow_id)` (answers once `release()` is called);
+- changing state: `platform_launch_workflow(pipeline, workspace)` (in workspace "slow": answers once
+  `release()` is called), `call_seqera_api(service, api_name, parameters)`.
 """
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ class McpStandIn:
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.calls: list[Call] = []
         self.requests = self.list_requests = 0
+        self.methods: list[str] = []
+        self._released = threading.Event()
         self.mode = "up"
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -133,10 +136,20 @@ class McpStandIn:
             standin._record("platform_get_compute_env", {"name": name})
             raise ValueError(f"compute environment {name!r} is not reachable")
 
+        @server.tool(annotations=READ_ONLY)
+        async def platform_wait_for_workflow(workflow_id: str) -> str:
+            """Wait until a workflow run ends."""
+            standin._record("platform_wait_for_workflow", {"workflow_id": workflow_id})
+            while not standin._released.is_set():
+                await asyncio.sleep(0.05)
+            return f"{workflow_id} ended"
+
         @server.tool(annotations=CHANGES)
-        def platform_launch_workflow(pipeline: str, workspace: str) -> dict:
+        async def platform_launch_workflow(pipeline: str, workspace: str) -> dict:
             """Launch a pipeline in a workspace."""
             user = standin._record("platform_launch_workflow", {"pipeline": pipeline, "workspace": workspace})
+            while workspace == "slow" and not standin._released.is_set():  # launched, but the answer is late
+                await asyncio.sleep(0.05)
             return {"workflowId": f"{user}-launched-{len(standin.calls)}", "pipeline": pipeline}
 
         @server.tool(annotations=CHANGES)
@@ -154,6 +167,7 @@ class McpStandIn:
         async def gate(scope, receive, send):
             if scope["type"] == "http":
                 standin.requests += 1
+                standin.methods.append(scope.get("method", ""))
                 while standin.mode == "hang":
                     await asyncio.sleep(0.05)
                 if standin.mode == "5xx":
@@ -211,8 +225,13 @@ class McpStandIn:
             self.start()
         self.mode = "up"
 
+    def release(self) -> None:
+        """Let every platform_wait_for_workflow call answer."""
+        self._released.set()
+
     def stop(self) -> None:
         self.mode = "up"  # releases held requests
+        self._released.set()
         self._halt()
         self._sock.close()
 
