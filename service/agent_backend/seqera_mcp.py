@@ -136,6 +136,7 @@ class SeqeraMcp:
         self._cache: dict[str, tuple[float, list[McpTool] | str]] = {}
         self._problem: str | None = None
         self._down_until = 0.0
+        self.open_connections = 0
 
     def session(self, token: str, span: Any) -> "McpSession":
         return McpSession(self, token, span)
@@ -196,6 +197,7 @@ class _Connection:
         return self.client is not None and self._task is not None and not self._task.done()
 
     async def open(self) -> Client:
+        self.mcp.open_connections += 1
         self._task = asyncio.get_running_loop().create_task(self._own(), name="mcp-connection")
         try:
             async with asyncio.timeout(self.mcp.cfg.mcp_connect_timeout):
@@ -220,12 +222,15 @@ class _Connection:
             self.client = None
 
     async def close(self) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._task is not None:
             await asyncio.wait((self._task,), timeout=2)
             self._task.cancel()
         with contextlib.suppress(Exception):
             await self._http.aclose()
+        self.mcp.open_connections -= 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,9 +345,7 @@ class McpSession:
         if isinstance(exc, McpFailure):
             return str(exc)
         if self._conn is not None:
-            self._status = self._conn.status
-            if not self._conn.alive:
-                self._conn = None
+            self._status = self._conn.status  # a dead connection is closed by the next _client()
         problem = describe(exc, self._status, timeout)
         if not self._rejected():
             self.mcp.down(problem)

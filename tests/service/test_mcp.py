@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from agent_backend.context import CTX
 from tests.support.cli import eventually, run_bash
 from tests.support.standins.anthropic import Reply, tool_result_text
 from tests.support.standins.mcp import Call
@@ -167,6 +168,8 @@ async def test_mcp_trouble_never_takes_a_run_down(make_service, mcp, trouble, ca
     await alice.turn(sid, "and now?", tools=run_bash)
     warnings = [r for r in caplog.records if r.getMessage() == "Seqera MCP unavailable"]
     assert len(warnings) == 1  # logged once, when it started
+    mcp.come_up()
+    await eventually(lambda: service.app[CTX].mcp.open_connections == 0, what="no MCP connection left open")
 
 
 async def test_a_token_mcp_rejects_is_told_to_the_model(service, alice, mcp, platform_standin):
@@ -253,7 +256,7 @@ async def test_a_cancel_during_a_call_ends_the_run_and_closes_the_mcp_session(se
     await stream.until_type("finish")
     await stream.close()
     assert stream.parts()[-1] == {**stream.parts()[-1], "type": "finish", "finishReason": "cancelled"}
-    await eventually(lambda: "DELETE" in mcp.methods, what="the MCP session to be closed")
+    await eventually(lambda: service.app[CTX].mcp.open_connections == 0, what="the MCP session to be closed")
 
 
 async def test_a_call_that_times_out_is_not_repeated_and_says_whether_it_may_have_taken_effect(make_service, mcp):

@@ -5,7 +5,6 @@
     service env: SEQERA_MCP_URL=mcp.url       # (= http://127.0.0.1:<port>/mcp)
     mcp.calls                                 # [Call(user, tool, args)], in order
     mcp.requests, mcp.list_requests           # how many HTTP requests came in; how many were tools/list
-    mcp.methods                               # the HTTP method of each request (DELETE: a session closed)
     mcp.go_down("5xx") / go_down("hang")      # every request answers 503 / is held until come_up()
     mcp.go_down("refuse")                     # stops listening; come_up() starts a NEW server on the
                                               # same port (its sessions are gone, as after a restart)
@@ -78,7 +77,6 @@ class McpStandIn:
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.calls: list[Call] = []
         self.requests = self.list_requests = 0
-        self.methods: list[str] = []
         self._released = threading.Event()
         self.mode = "up"
         self._server: uvicorn.Server | None = None
@@ -167,7 +165,6 @@ class McpStandIn:
         async def gate(scope, receive, send):
             if scope["type"] == "http":
                 standin.requests += 1
-                standin.methods.append(scope.get("method", ""))
                 while standin.mode == "hang":
                     await asyncio.sleep(0.05)
                 if standin.mode == "5xx":
