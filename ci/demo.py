@@ -6,7 +6,8 @@
      rendered wait-for-MySQL and migration init containers, then the app container, each with the
      environment the pod would get; wait on the rendered readiness probe;
   3. talk to it with the real Seqera CLI (`seqera ai --headless`): a question with a streamed
-     answer and a local command round trip, then `-c` to resume, then the month's usage;
+     answer and a local command round trip, then `-c` to resume, then a question about the user's own
+     Seqera Platform answered through Seqera MCP, then the month's usage;
   4. print where it listens and how to talk to it, and wait for Ctrl-C.
 Everything it starts is stopped and every temp file removed on exit (Ctrl-C, SIGTERM, SIGHUP when the
 terminal closes, or failure).
@@ -15,8 +16,10 @@ terminal closes, or failure).
 
 Running on one machine needs a few values to differ from the quickstart file (the database and
 Platform are local here); they are passed to the processes explicitly and printed. Platform's token
-check goes to a local stand-in of `GET /api/user-info`. With ANTHROPIC_API_KEY in your environment
-the model is Anthropic's; without it, a local stand-in model that says so in its answers.
+check goes to a local stand-in of `GET /api/user-info`, and Seqera MCP is a local MCP server (built with
+the `mcp` SDK) that shows the demo user some runs. With ANTHROPIC_API_KEY in your environment the model
+is Anthropic's, and Claude chooses the Platform tool itself; without it, a local stand-in model that
+says so in its answers.
 """
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ from tests.support.proc import stop_process  # noqa: E402
 from tests.support.standins import free_port  # noqa: E402
 from tests.support.standins.anthropic import AnthropicStandIn  # noqa: E402
 from tests.support.standins.langsmith import LangSmithStandIn  # noqa: E402
+from tests.support.standins.mcp import McpStandIn  # noqa: E402
 from tests.support.standins.platform import PlatformStandIn  # noqa: E402
 
 QUICKSTART = paths.VALUES_EXAMPLES / "quickstart.yaml"
@@ -67,6 +71,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 QUESTION = ("What is in this project, and what does its pipeline do? "
             "Please run `ls -l` first and tell me what you see.")
 FOLLOW_UP = "Thanks. In one sentence: what did I ask you to do before?"
+PLATFORM_QUESTION = "Which of my runs in workspace `demo/prod` failed last night, and why?"
 MAIN_NF = """\
 // A tiny Nextflow pipeline for the demo conversation.
 params.greeting = 'Hello'
@@ -126,6 +131,7 @@ class Demo:
         self.base_url = ""
         self.platform: PlatformStandIn | None = None
         self.model: AnthropicStandIn | None = None
+        self.mcp: McpStandIn | None = None
         self.real_anthropic = bool(os.environ.get("ANTHROPIC_API_KEY"))
         self.cli_procs: list[subprocess.Popen[bytes]] = []
         self.traces: LangSmithStandIn | None = None
@@ -204,6 +210,10 @@ class Demo:
             self.platform.add_user(self.token, "demo-user", email="demo-user@example.org")
             say(f"        Seqera Platform user-info: {self.platform.api_url}/user-info  (a local stand-in: it "
                 f"accepts the demo's token only)")
+            self.mcp = McpStandIn(self.platform).start()
+            self.on_exit("the Seqera MCP stand-in", self.mcp.stop)
+            say(f"        Seqera MCP: {self.mcp.url}  (a local MCP server built with the mcp SDK: the demo "
+                f"user's runs, nf-core search, a launch)")
             if self.real_anthropic:
                 say("        model: Anthropic's API (ANTHROPIC_API_KEY is set in your environment)")
             else:
@@ -241,6 +251,7 @@ class Demo:
                 "AGENT_BACKEND_DB_HOST": db.host,
                 "AGENT_BACKEND_DB_PORT": str(db.port),
                 "SEQERA_PLATFORM_API_URL": self.platform.api_url,
+                "SEQERA_MCP_URL": self.mcp.url,
                 "LANGSMITH_ENDPOINT": traces.url,
             }
             if port != container_port:
@@ -433,7 +444,19 @@ class Demo:
             say(f"      resumed: both turns are in session {sid} ({len(messages)} messages, "
                 f"{len(users)} from you)")
 
-            say("\n    3c. this month's usage (GET /v1/cli/credits, what the CLI's /credits shows)")
+            say("\n    3c. a question about your own Seqera Platform, answered through Seqera MCP")
+            rc, out3, err3 = self.seqera("--show-tools", "--show-tool-results", PLATFORM_QUESTION, cwd=project)
+            if rc != 0:
+                raise StepFailed(f"seqera ai exited {rc}")
+            if "[tool] mcp__seqera__" not in err3:
+                raise StepFailed("the model did not call a Seqera MCP tool")
+            if "demo-user_rnaseq_nightly" not in err3 or not out3.strip():
+                raise StepFailed("the Platform's answer (the demo user's failed run) did not come back")
+            assert self.mcp is not None
+            say(f"      the service called Seqera MCP with your token ({', '.join(c.tool for c in self.mcp.calls)}); "
+                f"the CLI showed the call and its result, no local command ran")
+
+            say("\n    3d. this month's usage (GET /v1/cli/credits, what the CLI's /credits shows)")
             usage = self.api("/v1/cli/credits")
             say(indent(json.dumps(usage, indent=2), "        "))
             if not usage.get("input_tokens") and not usage.get("output_tokens"):

@@ -26,7 +26,8 @@ import pytest
 from tests.support import paths
 from tests.support.proc import stop_process
 from tests.support.standins._server import free_port
-from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, TOOL_INTRO
+from tests.support.standins.anthropic import (DEFAULT_ANSWER, PLATFORM_INTRO, PLATFORM_PREFIX, RESULT_PREFIX,
+                                              TOOL_INTRO)
 
 DEMO = paths.ROOT / "ci" / "demo.py"
 PROMPT = "Press Ctrl-C to stop everything"
@@ -109,16 +110,19 @@ def test_demo_once_succeeds_and_leaves_nothing_behind(tmpdir_short: Path) -> Non
     assert proc.returncode == 0, out[-12000:]
     for step in ("1. Render", "2. Start the system", "3. Talk to the service"):
         assert re.search(rf"^    OK  +{re.escape(step)}", proc.stdout, re.M), f"step {step!r} not OK:\n{out[-6000:]}"
-    assert "FAIL" not in proc.stdout, out[-12000:]
+    assert not re.search(r"^    FAIL\b", proc.stdout, re.M), out[-12000:]
     assert "demo: every step succeeded" in proc.stdout
     assert re.search(r"streamed: the service sent the answer as \d+ text-delta SSE events", proc.stdout), out[-6000:]
     # Every answer it shows says it comes from the local stand-in model, not Claude.
-    for text in (TOOL_INTRO, RESULT_PREFIX, DEFAULT_ANSWER):
+    for text in (TOOL_INTRO, RESULT_PREFIX, DEFAULT_ANSWER, PLATFORM_INTRO, PLATFORM_PREFIX):
         assert "stand-in model" in text and re.search(r"\bnot\b.*\bClaude\b", text), text
     answers = re.findall(r"answer \(streamed\):\n((?:        > .*\n)+)", proc.stdout)
-    assert len(answers) == 2, out[-6000:]
+    assert len(answers) == 3, out[-6000:]
     assert TOOL_INTRO.strip() in answers[0] and RESULT_PREFIX in answers[0], answers[0]
     assert DEFAULT_ANSWER in answers[1], answers[1]
+    # The Platform question: answered from the demo user's own runs, through Seqera MCP.
+    assert PLATFORM_INTRO.strip() in answers[2] and PLATFORM_PREFIX in answers[2], answers[2]
+    assert "demo-user_rnaseq_nightly" in answers[2], answers[2]
     # It told us what it started, and all of it is gone.
     pids = reported_pids(proc.stdout)
     assert len(pids) >= 3, f"the demo did not report what it started:\n{out[-6000:]}"

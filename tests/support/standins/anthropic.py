@@ -17,10 +17,13 @@ Script replies with `standin.script(Reply...)` (a FIFO queue; one reply per requ
     model.stop()
 
 With nothing scripted it answers by itself ("smart" default): when the newest user message holds a
-`tool_result`, it answers text quoting that result (`RESULT_PREFIX` + the output); when the newest user
-message asks to run a command written in backticks (`please run `echo hi``) and `execute_bash_local`
-is offered, it calls that tool after the text `TOOL_INTRO`; otherwise it answers the fixed
-`DEFAULT_ANSWER`. Every one of these fixed texts says it comes from a local stand-in, not Claude.
+`tool_result`, it answers text quoting that result (`RESULT_PREFIX` + the output, or `PLATFORM_PREFIX`
+after a Seqera MCP tool); when the newest user message asks to run a command written in backticks
+(`please run `echo hi``) and `execute_bash_local` is offered, it calls that tool after the text
+`TOOL_INTRO`; when it asks about the runs of a workspace written in backticks (`my runs in workspace
+`acme/prod``) and Seqera MCP's `mcp__seqera__platform_list_workflows` is offered, it calls that after
+`PLATFORM_INTRO`; otherwise it answers the fixed `DEFAULT_ANSWER`. Every one of these fixed texts says
+it comes from a local stand-in, not Claude.
 
 Run standalone: `python -m tests.support.standins.anthropic --port 8900`.
 """
@@ -44,6 +47,9 @@ DEFAULT_ANSWER = (
 )
 TOOL_INTRO = "(Local stand-in model, not Claude.) I will run that command for you.\n"
 RESULT_PREFIX = "(Local stand-in model, not Claude.) The command printed: "
+PLATFORM_INTRO = "(Local stand-in model, not Claude.) I will look that up in your Seqera Platform.\n"
+PLATFORM_PREFIX = "(Local stand-in model, not Claude.) Your Seqera Platform says: "
+LIST_WORKFLOWS = "mcp__seqera__platform_list_workflows"
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -57,6 +63,7 @@ _ERROR_TYPES = {
 }
 
 _RUN_COMMAND = re.compile(r"\brun\b[^`]*`([^`]+)`", re.IGNORECASE | re.DOTALL)
+_WORKSPACE_RUNS = re.compile(r"\bruns\b[^`]*\bworkspace\s+`([^`]+)`", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass
@@ -292,12 +299,19 @@ class AnthropicStandIn(StandIn):
             if isinstance(content, list):
                 results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
                 if results:
-                    return Reply.text(RESULT_PREFIX + " ".join(tool_result_text(b).strip() for b in results))
-            m = _RUN_COMMAND.search(_text_of(content))
+                    asked = messages[-2].get("content") if len(messages) > 1 else None
+                    platform = any(isinstance(b, dict) and str(b.get("name", "")).startswith("mcp__")
+                                   for b in (asked if isinstance(asked, list) else []))
+                    return Reply.text((PLATFORM_PREFIX if platform else RESULT_PREFIX)
+                                      + " ".join(tool_result_text(b).strip() for b in results))
             offered = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
+            m = _RUN_COMMAND.search(_text_of(content))
             if m and "execute_bash_local" in offered:
                 return Reply.tool_use("execute_bash_local", {"command": m.group(1).strip()},
                                       text=TOOL_INTRO)
+            m = _WORKSPACE_RUNS.search(_text_of(content))
+            if m and LIST_WORKFLOWS in offered:
+                return Reply.tool_use(LIST_WORKFLOWS, {"workspace": m.group(1).strip()}, text=PLATFORM_INTRO)
         return Reply.text(self.default_answer)
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:

@@ -95,7 +95,7 @@ class McpStandIn:
 
     def _build(self) -> MCPServer:
         origin = f"http://127.0.0.1:{self.port}"
-        server = MCPServer("seqera", token_verifier=_Tokens(self.platform),
+        server = MCPServer("seqera", token_verifier=_Tokens(self.platform), log_level="WARNING",
                            auth=AuthSettings(issuer_url=origin, resource_server_url=self.url,
                                              validate_token_resource=False))
         standin = self
