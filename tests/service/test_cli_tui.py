@@ -146,3 +146,16 @@ async def test_a_platform_change_waits_for_the_users_answer(service_process, tui
     screen.keys("C-o")  # unfold the tool's output
     await screen.shows(shown, "the launch's result, or the refusal")
     assert [c.tool for c in mcp.calls] == (["platform_launch_workflow"] if choice == "1" else [])
+
+
+async def test_a_platform_question_shows_the_tool_and_its_answer(service_process, tui, anthropic_standin, mcp):
+    proc = service_process({"SEQERA_MCP_URL": mcp.url})
+    anthropic_standin.script(Reply.tool_use("mcp__seqera__platform_list_workflows", {"workspace": "acme/prod"}),
+                             Reply.text("TUI-PLATFORM-ANSWER: the nightly run failed."))
+    screen = tui(proc.url)
+    await screen.type_line("which of my runs failed last night?")
+    await screen.shows("Platform List Workflows", "the Seqera MCP tool, titled by the TUI")
+    await screen.shows("TUI-PLATFORM-ANSWER", "the answer")
+    screen.keys("C-o")  # unfold the tool's output
+    await screen.shows("alice_rnaseq_nightly", "the tool's result, from the user's own Platform")
+    assert "APPROVAL REQUIRED" not in screen.screen()  # a read-only tool needs no approval

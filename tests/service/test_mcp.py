@@ -132,23 +132,38 @@ async def test_plan_mode_offers_only_read_only_tools(service, alice, mcp):
     assert mcp.calls == []
 
 
-async def test_users_see_only_their_own_data_and_a_turn_without_a_call_costs_no_request(service, alice, bob, mcp):
-    service.anthropic.script(Reply.tool_use(LIST, {"workspace": "w"}), Reply.text("done for alice"),
-                             Reply.tool_use(LIST, {"workspace": "w"}), Reply.text("done for bob"),
-                             Reply.text("no tool this time"))
-    results = {}
-    for who, cli in (("alice", alice), ("bob", bob)):
+async def test_two_users_at_once_see_only_their_own_data(service, alice, bob, mcp):
+    # Unscripted: the stand-in model answers each conversation by itself (it calls the tool for "runs in
+    # workspace `w`", then quotes the result), so the two turns cannot take each other's replies.
+    async def ask(cli):
         sid = await cli.create_session()
-        turn = await cli.turn(sid, "my runs?", tools=run_bash)
-        results[who] = [p["result"] for p in turn.parts if p["type"] == "tool-result"]
-    assert "alice_" in results["alice"][0] and "bob_" not in results["alice"][0]
-    assert "bob_" in results["bob"][0] and "alice_" not in results["bob"][0]
-    assert [c.user for c in mcp.calls] == ["alice", "bob"]
+        turn = await cli.turn(sid, "Which of my runs in workspace `w` failed?", tools=run_bash)
+        return [p["result"] for p in turn.parts if p["type"] == "tool-result"]
+
+    for_alice, for_bob = await asyncio.gather(ask(alice), ask(bob))
+    assert "alice_" in for_alice[0] and "bob_" not in for_alice[0]
+    assert "bob_" in for_bob[0] and "alice_" not in for_bob[0]
+    assert sorted(c.user for c in mcp.calls) == ["alice", "bob"]
+
+
+async def test_a_turn_without_a_call_costs_no_mcp_request_while_the_list_is_cached(service, alice, mcp):
+    service.anthropic.script(Reply.text("first"), Reply.text("second"))
+    await alice.turn(await alice.create_session(), "hello", tools=run_bash)
     before = mcp.requests
-    sid = await alice.create_session()
-    await alice.turn(sid, "hello again", tools=run_bash)
+    await alice.turn(await alice.create_session(), "hello again", tools=run_bash)
     assert LIST in tool_names(service.anthropic.message_requests[-1])  # alice's tools, from the cache
     assert mcp.requests == before  # no handshake, no tools/list
+
+
+async def test_the_meta_tool_shape_works_too(service, alice, mcp):
+    call_args = {"service": "platform", "api_name": "list_workflows", "parameters": {"workspace": "w"}}
+    service.anthropic.script(Reply.tool_use("mcp__seqera__search_seqera_api", {"query": "failed runs"}),
+                             Reply.tool_use("mcp__seqera__call_seqera_api", call_args), Reply.text("done"))
+    sid = await alice.create_session()
+    turn = await alice.turn(sid, "which runs failed?", tools=run_bash)  # the call needs the user's yes
+    assert [p["toolName"] for p in turn.tool_calls] == ["mcp__seqera__call_seqera_api"]
+    assert [(c.tool, c.args) for c in mcp.calls] == [("search_seqera_api", {"query": "failed runs"}),
+                                                      ("call_seqera_api", call_args)]
 
 
 @pytest.mark.parametrize("trouble", ["refuse", "5xx", "hang"])
