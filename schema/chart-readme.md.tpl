@@ -60,7 +60,8 @@ Mistakes are stopped before anything reaches the cluster, by `helm template`, `h
 - One template (`templates/_validate.tpl`) checks what a schema cannot, for example
   `agent-backend: set database.host`, `agent-backend: set only one of database.password and database.existingSecretName, not both`,
   an incomplete `global.imageCredentials` entry, a `nodePort` with `service.type: ClusterIP`, a
-  domain that renders empty or carries a scheme, and keys of `extraOptionsSpec` /
+  domain that renders empty (`global.mcpDomain` may: that turns Seqera MCP off) or carries a
+  scheme, and keys of `extraOptionsSpec` /
   `extraOptionsTemplateSpec` / `service.extraOptions` the chart owns (`selector`, `template`,
   `containers`, `initContainers`, `volumes`, `imagePullSecrets`, `type`, `ports`). `helm lint`
   reports the same messages as an `[ERROR]` (helm's lint mode turns `fail` into a log line, so the
@@ -174,8 +175,14 @@ From the chart's ConfigMap (`envFrom`):
 | `LOG_LEVEL` | log level | `logLevel` |
 | `SEQERA_PLATFORM_URL` | `https://<platformExternalDomain>` | `global.platformExternalDomain` |
 | `SEQERA_PLATFORM_API_URL` | `https://<platformExternalDomain>/api` | `global.platformExternalDomain` |
-| `SEQERA_MCP_URL` | `https://<mcpDomain>/mcp` | `global.mcpDomain` (template) |
+| `SEQERA_MCP_URL` | `https://<mcpDomain>/mcp`, set only when `global.mcpDomain` is not empty | `global.mcpDomain` (template) |
 | `AGENT_BACKEND_PUBLIC_URL` | `https://<agentBackendDomain>` | `global.agentBackendDomain` (template) |
+
+Seqera MCP gives the model each user's own Seqera Platform as tools (the service connects with the
+caller's Platform token). It is on by default, at `mcp.<platformExternalDomain>`. For an install
+without Seqera MCP, set `global.mcpDomain: ""` (or a template that renders empty): the ConfigMap then
+has no `SEQERA_MCP_URL`, and the service runs without the Platform tools. See
+`values-examples/mcp-off.yaml`.
 
 From a Secret, by `secretKeyRef`:
 

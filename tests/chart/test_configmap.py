@@ -1,8 +1,10 @@
 """The ConfigMap and the env contract with the service (the chart README's "Environment contract")."""
 from __future__ import annotations
 
+import pytest
+
 from tests.support import helm as h
-from tests.support import k8s
+from tests.support import k8s, paths
 
 CONFIG_KEYS = {
     "AGENT_BACKEND_PORT", "AGENT_BACKEND_DB_HOST", "AGENT_BACKEND_DB_PORT", "AGENT_BACKEND_DB_NAME",
@@ -10,6 +12,7 @@ CONFIG_KEYS = {
     "SEQERA_PLATFORM_API_URL", "SEQERA_MCP_URL", "AGENT_BACKEND_PUBLIC_URL",
 }
 SECRET_KEYS = {"AGENT_BACKEND_DB_PASSWORD", "ANTHROPIC_API_KEY", "LANGCHAIN_API_KEY"}
+MCP_OFF_BY_TEMPLATE = h.TEST_VALUES / "mcp-off-by-template.yaml"
 
 
 def configmap(objs):
@@ -81,3 +84,23 @@ class TestAppContainerEnv:
         env = k8s.resolved_env(k8s.app_container(objs), objs)
         assert "ANTHROPIC_BASE_URL" not in env
         assert "LANGSMITH_ENDPOINT" not in env
+
+
+class TestSeqeraMcpSwitch:
+    """An empty global.mcpDomain turns Seqera MCP off: SEQERA_MCP_URL is then not set at all."""
+
+    OFF = {
+        "empty": {"values": k8s.values({"global": {"mcpDomain": ""}})},
+        "template-renders-empty": {"files": [MCP_OFF_BY_TEMPLATE]},
+        "example": {"files": [paths.VALUES_EXAMPLES / "mcp-off.yaml"]},
+    }
+
+    @pytest.mark.parametrize("case", OFF)
+    def test_should_leave_the_mcp_url_out_when_off(self, case):
+        objs = h.render(**self.OFF[case])
+        assert set(configmap(objs)["data"]) == CONFIG_KEYS - {"SEQERA_MCP_URL"}
+        assert "SEQERA_MCP_URL" not in k8s.resolved_env(k8s.app_container(objs), objs)
+
+    def test_should_set_the_mcp_url_when_the_template_renders_a_host(self):
+        objs = h.render({"global": {"mcpEnabled": True}}, files=[MCP_OFF_BY_TEMPLATE])
+        assert configmap(objs)["data"]["SEQERA_MCP_URL"] == "https://mcp.example.com/mcp"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 import subprocess
 
+import pytest
+
 from tests.support import helm as h
 from tests.support import k8s, paths
 
@@ -26,6 +28,19 @@ class TestNotes:
         text = h.notes(k8s.values({"ingress": {"enabled": False}}))
         assert "SEQERA_AI_BACKEND_URL=http://127.0.0.1:8002 seqera ai" in text
         assert "SEQERA_AI_BACKEND_URL=https://" not in text
+
+    def test_should_say_seqera_mcp_is_on_and_where(self):
+        text = h.notes(k8s.values({"global": {"platformExternalDomain": "acme.io"}}))
+        assert "Seqera MCP is on" in text
+        assert "  https://mcp.acme.io/mcp\n" in text
+        assert 'global.mcpDomain to ""' in text  # how to turn it off
+
+    @pytest.mark.parametrize("mcp_domain", ["", "{{ if false }}mcp.acme.io{{ end }}"], ids=["empty", "template"])
+    def test_should_say_seqera_mcp_is_off_and_how_to_turn_it_on(self, mcp_domain):
+        text = h.notes(k8s.values({"global": {"platformExternalDomain": "acme.io", "mcpDomain": mcp_domain}}))
+        assert "Seqera MCP is off" in text
+        assert "Seqera MCP is on" not in text and "/mcp" not in text
+        assert "set global.mcpDomain to the host where Seqera MCP listens" in text
 
     @staticmethod
     def listed_images(text: str) -> list[str]:

@@ -116,5 +116,13 @@ class TestRequirementChecks:
         first = e.value.stderr.strip().splitlines()[0]
         assert first.startswith("Error:") and "set database.host" in first, e.value.stderr
 
+    @pytest.mark.parametrize("mcp_domain", ["", "{{ if false }}mcp.example.com{{ end }}"],
+                             ids=["empty", "template-renders-empty"])
+    def test_should_accept_an_empty_mcp_domain_as_seqera_mcp_off(self, mcp_domain, helm):
+        values = k8s.values({"global": {"mcpDomain": mcp_domain}})
+        objs = h.render(values, helm=helm)
+        assert "SEQERA_MCP_URL" not in objs.get("ConfigMap")["data"]
+        assert "0 chart(s) failed" in h.lint(values, helm=helm)
+
     def test_should_report_nothing_for_the_required_values(self):
         assert "0 chart(s) failed" in h.lint(files=[REQUIRED])

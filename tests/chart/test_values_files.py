@@ -12,7 +12,7 @@ from tests.support import k8s, paths
 
 EXPECTED_EXAMPLES = {
     "minimal.yaml", "existing-secrets.yaml", "private-registry.yaml", "aws-alb-ingress.yaml",
-    "nginx-ingress-tls.yaml", "production.yaml",
+    "nginx-ingress-tls.yaml", "production.yaml", "mcp-off.yaml",
 }
 
 

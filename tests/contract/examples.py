@@ -7,6 +7,7 @@ are run as local processes through `tests/support/localpod.py`.
 """
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,9 @@ from tests.support.credentials import CREDENTIALS, at
 from tests.support.helm import Rendered, render
 from tests.support.localpod import LocalPod
 from tests.support.mariadb import Credentials
+
+# The chart's default for a domain key: '{{ printf "<prefix>.%s" .Values.global.platformExternalDomain }}'.
+_DEFAULT_DOMAIN = re.compile(r'^\{\{\s*printf\s+"([a-z0-9-]+)\.%s"\s+\.Values\.global\.platformExternalDomain\s*\}\}$')
 
 
 @dataclass
@@ -38,6 +42,27 @@ class Example:
     @property
     def chart_secret_names(self) -> set[str]:
         return {o["metadata"]["name"] for o in self.objs.of_kind("Secret")}
+
+    def domain(self, key: str) -> str:
+        """global.<key> as the chart evaluates it (its default template, or a literal host; "" stays "")."""
+        value = self.values["global"][key]
+        m = _DEFAULT_DOMAIN.match(value.strip())
+        if m:
+            return f"{m.group(1)}.{self.values['global']['platformExternalDomain']}"
+        assert "{{" not in value, f"{self.id}: cannot evaluate global.{key}={value!r} here; use a literal host"
+        return value.strip()
+
+    @property
+    def mcp_url(self) -> str | None:
+        """SEQERA_MCP_URL as the values say: https://<mcpDomain>/mcp, or None with Seqera MCP off
+        (global.mcpDomain empty), when the chart leaves the variable out."""
+        domain = self.domain("mcpDomain")
+        return f"https://{domain}/mcp" if domain else None
+
+    def omitted_env_names(self) -> set[str]:
+        """Variables of the env contract the chart leaves out for these values (SEQERA_MCP_URL with
+        Seqera MCP off); the service must read them as optional."""
+        return set() if self.mcp_url else {"SEQERA_MCP_URL"}
 
     def extra_env_names(self) -> set[str]:
         """Variables the user adds (extraEnvVars): not part of the chart's contract."""

@@ -5,13 +5,13 @@ container's rendered environment through a mapping that records every name it lo
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 import pytest
 
 from agent_backend import config as service_config
-from tests.contract.examples import Example, user_objects
+from tests.contract.examples import Example, load_example, user_objects
+from tests.support import paths
 from tests.support.credentials import CREDENTIALS, at
 from tests.support.helm import render
 from tests.support.localpod import LocalPod, SecretOnArgv, secret_values
@@ -83,9 +83,14 @@ def test_the_chart_sets_every_variable_the_service_reads(example: Example) -> No
     pod = local_pod(example)
     env = pod.resolve_env(pod.app).values
     chart_sets = chart_set_names(example, pod)
+    omitted = example.omitted_env_names()
+    assert not omitted & chart_sets, (f"{example.id}: the chart sets {sorted(omitted & chart_sets)}, which "
+                                      f"these values turn off")
+    required = omitted & set(service_config.REQUIRED_ENV_VARS)
+    assert not required, f"{example.id}: the service requires {sorted(required)}, which the chart leaves out here"
     # load_config() raises (naming the variable) if a required one is missing: that is a failure too.
     reads = service_reads({k: v for k, v in env.items() if k in chart_sets})
-    missing = reads - chart_sets - override_only_vars()
+    missing = reads - chart_sets - override_only_vars() - omitted
     assert not missing, (f"{example.id}: the service reads {sorted(missing)}, which the chart does "
                          f"not set on the app container")
 
@@ -175,19 +180,6 @@ def test_helm3_renders_the_same_objects_as_helm4(example: Example) -> None:
         f"{example.id}: helm 3.18 and helm 4.1 render different objects")
 
 
-_DEFAULT_DOMAIN = re.compile(r'^\{\{\s*printf\s+"([a-z0-9-]+)\.%s"\s+\.Values\.global\.platformExternalDomain\s*\}\}$')
-
-
-def _domain(example: Example, key: str) -> str:
-    """global.<key> as the chart evaluates it (its default template, or a literal host)."""
-    value = example.values["global"][key]
-    m = _DEFAULT_DOMAIN.match(value.strip())
-    if m:
-        return f"{m.group(1)}.{example.values['global']['platformExternalDomain']}"
-    assert "{{" not in value, f"{example.id}: cannot evaluate global.{key}={value!r} here; use a literal host"
-    return value
-
-
 def test_the_service_sees_what_the_values_say(example: Example) -> None:
     """values -> chart -> environment -> the service's own config: every setting arrives unchanged."""
     pod = local_pod(example)
@@ -199,11 +191,20 @@ def test_the_service_sees_what_the_values_say(example: Example) -> None:
     assert cfg.anthropic_model == v["anthropicModel"]
     assert (cfg.environment, cfg.log_level) == (v["environment"], v["logLevel"])
     assert (cfg.platform_url, cfg.platform_api_url) == (f"https://{platform}", f"https://{platform}/api")
-    assert cfg.public_url == f"https://{_domain(example, 'agentBackendDomain')}"
-    assert cfg.mcp_url == f"https://{_domain(example, 'mcpDomain')}/mcp"
+    assert cfg.public_url == f"https://{example.domain('agentBackendDomain')}"
+    assert cfg.mcp_url == example.mcp_url, (
+        f"{example.id}: the service sees Seqera MCP at {cfg.mcp_url}, the values say {example.mcp_url}")
     assert cfg.port == int(v["service"]["http"]["targetPort"])
     assert cfg.tracing_enabled, f"{example.id}: LangSmith tracing is off although a LangChain key is configured"
     for ingress in example.objs.of_kind("Ingress"):  # the public URL is where the Ingress publishes it
         hosts = [r.get("host") for r in ingress["spec"].get("rules") or []]
         assert cfg.public_url.removeprefix("https://") in hosts, (
             f"{example.id}: AGENT_BACKEND_PUBLIC_URL={cfg.public_url}, Ingress hosts {hosts}")
+
+
+def test_the_examples_cover_seqera_mcp_on_and_off() -> None:
+    """Both sides of the switch go through the tests above: an example with Seqera MCP on (the
+    default) and one with it off (global.mcpDomain: "", where the service's Config has mcp_url None)."""
+    urls = {p.stem: load_example(p).mcp_url for p in sorted(paths.VALUES_EXAMPLES.glob("*.yaml"))}
+    assert any(urls.values()), f"no example with Seqera MCP on: {urls}"
+    assert None in urls.values(), f"no example with Seqera MCP off: {urls}"

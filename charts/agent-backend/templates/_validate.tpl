@@ -84,14 +84,16 @@
 {{- join "\n" $errors -}}
 {{- end -}}
 
-{{/* agent-backend.validate.domains: takes the root context; returns the failures of global.platformExternalDomain, global.agentBackendDomain and global.mcpDomain (bare host names, the chart adds https://), one message per line. */}}
+{{/* agent-backend.validate.domains: takes the root context; returns the failures of global.platformExternalDomain, global.agentBackendDomain and global.mcpDomain (bare host names, the chart adds https://; only global.mcpDomain may render empty, which turns Seqera MCP off), one message per line. */}}
 {{- define "agent-backend.validate.domains" -}}
 {{- $v := .Values -}}
 {{- $errors := list -}}
 {{- range $path, $raw := dict "global.platformExternalDomain" $v.global.platformExternalDomain "global.agentBackendDomain" $v.global.agentBackendDomain "global.mcpDomain" $v.global.mcpDomain -}}
 {{- $domain := include "agent-backend.config.domain" (dict "value" $raw "context" $) -}}
 {{- if not $domain -}}
+{{- if ne $path "global.mcpDomain" -}}
 {{- $errors = append $errors (printf "agent-backend: set %s (it renders empty)" $path) -}}
+{{- end -}}
 {{- else if not (regexMatch "^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]+)?$" $domain) -}}
 {{- $errors = append $errors (printf "agent-backend: %s must be a bare host name without scheme or path (got %q)" $path $domain) -}}
 {{- end -}}
