@@ -275,6 +275,8 @@ class McpSession:
                 child.end(error=self.problem)
                 if self._rejected():
                     self.mcp.remember(self._key, self.problem)
+                else:  # no list, no tools: an outage even when the connection survived (a list that hangs)
+                    self.mcp.down(self.problem)
                 return []
             child.end(outputs={"tools": len(tools)})
             self.mcp.up()
@@ -297,8 +299,8 @@ class McpSession:
         return result
 
     async def _call_once(self, tool: McpTool, args: dict) -> CallResult:
-        timeout = self.mcp.cfg.mcp_call_timeout
-        for attempt in (1, 2):
+        timeout, retry = self.mcp.cfg.mcp_call_timeout, tool.read_only
+        while True:
             try:
                 client = await self._client()
             except Exception as exc:
@@ -307,19 +309,18 @@ class McpSession:
             try:
                 async with asyncio.timeout(timeout):
                     result = await client.call_tool(tool.remote, args)
-                self.mcp.up()
-                return CallResult(result_text(result), bool(result.is_error))
             except Exception as exc:
                 problem = self._failed(exc, timeout)
-                if isinstance(exc, TimeoutError):  # the session stays usable, but the call's fate is unknown
-                    pass
-                elif tool.read_only and attempt == 1 and self._may_reconnect():
+                # A timeout leaves the session usable but the call's fate unknown: never repeated.
+                if retry and not isinstance(exc, TimeoutError) and self._may_reconnect():
+                    retry = False
                     continue
                 if tool.read_only:
                     raise McpFailure(f"{problem}; {tool.remote} could not be completed.") from None
                 raise McpFailure(f"{problem} during {tool.remote}: the call may have taken effect; check "
                                  "before trying again.") from None
-        raise AssertionError("unreachable")
+            self.mcp.up()
+            return CallResult(result_text(result), bool(result.is_error))
 
     def _may_reconnect(self) -> bool:
         return self._conn is None or not self._conn.alive
@@ -341,13 +342,14 @@ class McpSession:
         return self._status in (401, 403)
 
     def _failed(self, exc: BaseException, timeout: float) -> str:
-        """Why `exc` happened, in one line; an outage (not a rejected token) is the app's to record."""
+        """Why `exc` happened, in one line. A lost or refused connection (not a rejected token) is an outage,
+        the app's to record; an error answer on a live connection, or a slow call, is not."""
         if isinstance(exc, McpFailure):
             return str(exc)
         if self._conn is not None:
             self._status = self._conn.status  # a dead connection is closed by the next _client()
         problem = describe(exc, self._status, timeout)
-        if not self._rejected():
+        if not self._rejected() and self._may_reconnect():
             self.mcp.down(problem)
         return problem
 
