@@ -4,23 +4,47 @@ never a test (tests/service/test_bench.py only checks that `--quick` runs and pr
 Loopback only, bounded in count and time, stops by itself, and removes every process and temp dir it
 made, also on Ctrl-C, SIGTERM or error.
 
-Set-up (all on 127.0.0.1): a throwaway MariaDB (tests/support/mariadb.py) with a fresh database,
-`./init.sh` (the migrations, as the chart's init container runs them), the Anthropic, Platform and
-LangSmith stand-ins (tests/support/standins/) each in its own process (ci/bench_standins.py), and the
-service as ONE `python -m agent_backend` process (one worker, one event loop; tests/support/service.py)
-with the chart's environment: ENVIRONMENT=production, LOG_LEVEL=INFO (JSON logs to a file), tracing ON
-with LANGCHAIN_API_KEY set and LANGSMITH_ENDPOINT pointed at the LangSmith stand-in (`--no-tracing`
-turns it off), ANTHROPIC_BASE_URL at the Anthropic stand-in. The load generator is this process: one
-aiohttp ClientSession with a large connection limit, speaking the CLI's protocol through the tests'
-client (tests/support/cli.py). The /health probe is another process (ci/bench_probe.py). RSS is sampled
-from /proc/<service pid>/status (VmRSS) every 20 ms.
+Set-up (all on 127.0.0.1): a throwaway MariaDB (tests/support/mariadb.py) with a fresh database per
+service, `./init.sh` (the migrations, as the chart's init container runs them), the Anthropic, Platform,
+LangSmith and Seqera MCP stand-ins (tests/support/standins/) each in its own process
+(ci/bench_standins.py), and the service as ONE `python -m agent_backend` process (one worker, one event
+loop; tests/support/service.py) with the chart's environment: ENVIRONMENT=production, LOG_LEVEL=INFO
+(JSON logs to a file), tracing ON with LANGCHAIN_API_KEY set and LANGSMITH_ENDPOINT pointed at the
+LangSmith stand-in (`--no-tracing` turns it off), ANTHROPIC_BASE_URL at the Anthropic stand-in, and
+SEQERA_MCP_URL at the MCP stand-in (MCP on, the chart's default). Beside it, for the MCP phase only, a
+baseline service that is the same but for an empty SEQERA_MCP_URL (MCP off). The Platform and MCP
+stand-ins accept the bench's tokens (from the environment, never argv): the main one, the MCP phase's,
+and one per MCP-phase turn that needs a token the service has not seen. The load generator is this
+process: one aiohttp ClientSession with a large connection limit, speaking the CLI's protocol through
+the tests' client (tests/support/cli.py). The /health probe is another process (ci/bench_probe.py). RSS
+is sampled from /proc/<pid>/status (VmRSS) every 20 ms.
 
-Phases and figures (targets from issue 3):
+Phases and figures (targets from issue 3; the MCP one from issue 10), in the order they run; the table
+prints the MCP rows after the TTFT rows:
+0. Seqera MCP, while both services are fresh. A "turn" is phase 1's service sample. After a warm-up,
+   turns interleaved: `off` on the baseline; `on` on the service with a token whose MCP tool list the
+   service has cached (ListCache: before the 60 s `mcp_tools_ttl` can run out, the bench waits until
+   it has and lets one untimed turn list again, so no sample lists);
+   `new` on the service with a token it has not seen (the session created untimed, so the token check is
+   cached and only MCP's connect + initialize + tools/list is added). Then turns whose stand-in model
+   calls the read-only MCP tool `search_nfcore_module` twice (`[bench mcp=2]`) with the list cached, so
+   the run connects on its first call and reuses the connection for the second.
+   - added TTFT of a turn using no MCP tool = `on` percentile - `off` percentile (p50 < 1 ms);
+   - MCP connect + tools/list through the service = `new` percentile - `on` percentile;
+   - MCP call through the service, first of a run (connect + call) and later: from the `tool-call` part
+     to its `tool-result` part as the events stream delivers them;
+   - for reference, the SDK's client straight to the MCP stand-in: connect + initialize + tools/list,
+     and a call on the open session;
+   - the RSS of both services over a quiet moment after it (and after start-up).
+   The MCP stand-in listens with TCP_NODELAY, see ci/bench_standins.py. The baseline is stopped after
+   this phase: the others measure the service alone.
 1. Time to first token (TTFT), sequential, after warm-up, direct and service samples interleaved:
    - direct: POST /v1/messages to the Anthropic stand-in (stream=true) -> first `text_delta` event.
    - service: on a fresh session (created untimed), in the CLI's order: POST .../messages is sent ->
      its response read -> GET .../events opened (no cursor) -> first `text-delta` part received.
    - added TTFT = service percentile - direct percentile (p50 < 2 ms, p99 < 10 ms).
+   MCP is on here and in the phases below: the main token's tool list is listed again whenever the
+   service's cache of it has expired (once a minute at most), as in production.
 2. Idle: RSS (< 80 MiB) over a quiet window after the warm-up and TTFT traffic; the /health probe's
    idle latency there is the baseline for the next phase.
 3. Concurrency: N conversations (500) arrive over `--ramp` seconds; each creates a session, posts a
@@ -33,8 +57,8 @@ The bench and all its processes run at a raised priority (`--nice`, applied to t
 autogroups) and it reports how much CPU unrelated work used meanwhile: on a shared machine that is
 what inflates the p99 figures.
 
-`--quick` is a smoke run with tiny counts and durations (5 conversations, 5 TTFT samples, half-second
-phases): every figure is printed, none means anything.
+`--quick` is a smoke run with tiny counts and durations (5 conversations, 5 TTFT samples, 3 MCP-phase
+turns of each kind, half-second phases): every figure is printed, none means anything.
 
 Exit status: 0 when the measurement completed (missed targets are printed as FAIL lines); with
 `--strict`, 1 when any target was missed; 2 when the benchmark itself could not run or complete.
@@ -56,15 +80,17 @@ import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Awaitable, Iterator, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from agent_backend.config import Config  # noqa: E402
 
+from ci.bench_standins import MCP_ARGS, MCP_REMOTE_TOOL  # noqa: E402  (what `[bench mcp=N]` makes the model call)
 from tests.support import paths, sse  # noqa: E402
 from tests.support.cli import Cli  # noqa: E402
 from tests.support.mariadb import MariaDB  # noqa: E402
@@ -79,13 +105,18 @@ MIB = 1024 * 1024
 SESSION_CWD = "/tmp/bench"
 SESSION_FIELDS: dict[str, Any] = {"directory_context": {}, "instruction_context": ""}
 SQL_SESSIONS = 20  # sessions created to count the MySQL statements of one
+# How long the service keeps a token's Seqera MCP tool list (Config.mcp_tools_ttl; no environment variable).
+MCP_TOOLS_TTL: float = next(f.default for f in fields(Config) if f.name == "mcp_tools_ttl")
+MCP_CALLS = 2  # calls per MCP-call turn: the first of a run connects, the second reuses the connection
+T = TypeVar("T")
 
-# Targets (issue 3).
+# Targets (issue 3; the MCP one, issue 10).
 ADDED_TTFT_P50_MS = 2.0
 ADDED_TTFT_P99_MS = 10.0
 HEALTH_P99_MS = 20.0
 RSS_IDLE_MIB = 80.0
 RSS_LOAD_MIB = 200.0
+MCP_ADDED_TTFT_P50_MS = 1.0
 
 
 class BenchError(Exception):
@@ -253,15 +284,18 @@ class Testbed:
     workdir: Path
     db: MariaDB
     urls: dict[str, str]        # the stand-ins'
-    service: ServiceProcess
+    service: ServiceProcess     # the one measured: MCP on (SEQERA_MCP_URL at the MCP stand-in), as the chart's default
+    baseline: ServiceProcess    # the same with MCP off (SEQERA_MCP_URL empty), for the MCP phase only
     anthropic_key: str          # the one the Anthropic stand-in accepts
-    token: str                  # the one Platform access token the Platform stand-in accepts
+    token: str                  # the main Platform access token (the Platform and MCP stand-ins accept it)
+    mcp_token: str              # the MCP phase's token, its tool list kept cached (ListCache)
+    new_tokens: list[str]       # one per MCP-phase turn that must find its token's tool list not cached
     pids: dict[str, int] = field(default_factory=dict)  # other processes whose CPU is reported
 
 
 @contextlib.contextmanager
 def testbed(args: argparse.Namespace) -> Iterator[Testbed]:
-    """MariaDB + migrations + the three stand-ins + the service, all torn down on exit."""
+    """MariaDB + migrations + the four stand-ins + the service and its MCP-off baseline, all torn down on exit."""
     with contextlib.ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
         stack.callback(shutil.rmtree, workdir, True)
@@ -281,44 +315,53 @@ def testbed(args: argparse.Namespace) -> Iterator[Testbed]:
         with contextlib.suppress(OSError, ValueError):
             pids["MariaDB"] = int((db.basedir / "pid").read_text().strip())
             set_priority(pids["MariaDB"], args.nice)
-        creds = db.create_database()
 
         anthropic_key = "sk-ant-bench-" + secrets.token_hex(12)
         token = "bench-token-" + secrets.token_hex(12)
-        sec_env = {**base_process_env(home), "BENCH_ANTHROPIC_KEY": anthropic_key, "BENCH_TOKEN": token}
+        mcp_token = "bench-token-mcp-" + secrets.token_hex(12)
+        new_tokens = ["bench-token-new-" + secrets.token_hex(12) for _ in range(args.warmup + args.mcp_samples)]
+        sec_env = {**base_process_env(home), "BENCH_ANTHROPIC_KEY": anthropic_key, "BENCH_TOKEN": token,
+                   "BENCH_MORE_TOKENS": ",".join([mcp_token, *new_tokens])}
         urls = {}
-        for kind in ("anthropic", "platform", "langsmith"):
+        for kind in ("anthropic", "platform", "langsmith", "mcp"):
             proc, urls[kind] = start_helper(stack, f"the {kind} stand-in",
                                             [PY, str(ROOT / "ci" / "bench_standins.py"), kind], sec_env, ROOT,
                                             workdir / f"{kind}.log", args.nice)
             pids[f"{kind} stand-in"] = proc.pid
 
-        port = free_port()
-        env = {
-            **standin_env(db=creds, port=port, anthropic_url=urls["anthropic"], anthropic_key=anthropic_key,
-                          langsmith_url=urls["langsmith"],
-                          langchain_key="" if args.no_tracing else "lsv2_bench_" + secrets.token_hex(8),
-                          platform_url=urls["platform"], platform_api_url=urls["platform"] + "/api"),
-            # what the chart sets in production, where the tests use other values
-            "ENVIRONMENT": "production",
-            "LOG_LEVEL": "INFO",
-            "ANTHROPIC_MODEL": MODEL,
-            "AGENT_BACKEND_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        }
-        service = ServiceProcess(env, home)  # ./init.sh first, then the service, its log in `home`
-        if args.keep_log:  # once the service has stopped
-            stack.callback(keep_log, service.log_path, Path.cwd() / "bench-service.log")
-        stack.callback(service.stop)
-        try:
-            service.start(wait=False)
-            assert service.proc is not None
-            set_priority(service.proc.pid, args.nice)
-            service.wait_ready(60, path="/health?ready=1")
-        except ServiceFailed as e:
-            what, _, output = str(e).partition("\n")  # output: init.sh's stderr or the service log
-            raise BenchError(f"{what}\n{output[-2000:]}") from None
-        yield Testbed(workdir=workdir, db=db, urls=urls, service=service, anthropic_key=anthropic_key, token=token,
-                      pids=pids)
+        langchain_key = "" if args.no_tracing else "lsv2_bench_" + secrets.token_hex(8)
+
+        def start_service(mcp_url: str, keep_log_as: Path | None = None) -> ServiceProcess:
+            port = free_port()
+            env = {
+                **standin_env(db=db.create_database(), port=port, anthropic_url=urls["anthropic"],
+                              anthropic_key=anthropic_key, langsmith_url=urls["langsmith"], langchain_key=langchain_key,
+                              platform_url=urls["platform"], platform_api_url=urls["platform"] + "/api"),
+                # what the chart sets in production, where the tests use other values
+                "ENVIRONMENT": "production",
+                "LOG_LEVEL": "INFO",
+                "ANTHROPIC_MODEL": MODEL,
+                "AGENT_BACKEND_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "SEQERA_MCP_URL": mcp_url,
+            }
+            service = ServiceProcess(env, home)  # ./init.sh first, then the service, its log in `home`
+            if keep_log_as is not None:  # once the service has stopped
+                stack.callback(keep_log, service.log_path, keep_log_as)
+            stack.callback(service.stop)
+            try:
+                service.start(wait=False)
+                assert service.proc is not None
+                set_priority(service.proc.pid, args.nice)
+                service.wait_ready(60, path="/health?ready=1")
+            except ServiceFailed as e:
+                what, _, output = str(e).partition("\n")  # output: init.sh's stderr or the service log
+                raise BenchError(f"{what}\n{output[-2000:]}") from None
+            return service
+
+        service = start_service(urls["mcp"], Path.cwd() / "bench-service.log" if args.keep_log else None)
+        baseline = start_service("")  # its own database on the same MariaDB
+        yield Testbed(workdir=workdir, db=db, urls=urls, service=service, baseline=baseline,
+                      anthropic_key=anthropic_key, token=token, mcp_token=mcp_token, new_tokens=new_tokens, pids=pids)
 
 
 def keep_log(log: Path, dest: Path) -> None:
@@ -361,8 +404,9 @@ class Bench:
         assert self.bed.service.proc is not None
         return self.bed.service.proc.pid
 
-    def cli(self) -> Cli:
-        return Cli(self.http, self.bed.service.url, self.bed.token)
+    def cli(self, token: str | None = None, service: ServiceProcess | None = None) -> Cli:
+        """The protocol client of `service` (the measured one) with `token` (the main one)."""
+        return Cli(self.http, (service or self.bed.service).url, token or self.bed.token)
 
     def foreign_work(self, cores: float) -> None:
         self.foreign_cores = max(self.foreign_cores, cores)
@@ -396,6 +440,68 @@ async def sse_frames(resp: aiohttp.ClientResponse) -> AsyncIterator[sse.Frame]:
                 yield frame
 
 
+def check_finished(end: Any, what: str) -> None:
+    """A turn's terminal part must be a `finish` with finishReason `stop`."""
+    if end.type == "error":
+        raise BenchError(f"{what} got an error part: {end.data.get('error')!r}")
+    if end.data.get("finishReason") != "stop":
+        raise BenchError(f"{what} finished with {end.data.get('finishReason')!r}")
+
+
+# What a failed sample raises (AssertionError: the protocol client's, a bad frame or none in time).
+SAMPLE_ERRORS = (BenchError, HttpFailure, AssertionError, aiohttp.ClientError, OSError, ValueError, KeyError,
+                 asyncio.TimeoutError)
+
+
+class Failures:
+    """Failed samples of a phase, counted by kind and message; more than a tenth of `samples` (or 5) ends the
+    benchmark: it is the benchmark that is broken then, there is nothing to measure."""
+
+    def __init__(self, what: str, samples: int) -> None:
+        self.what, self.limit = what, max(5, samples // 10)
+        self.counts: dict[str, int] = {}
+
+    async def attempt(self, kind: str, sample: Awaitable[T]) -> T | None:
+        """`sample`'s value, or None when it failed (counted)."""
+        try:
+            return await sample
+        except SAMPLE_ERRORS as exc:
+            key = f"{kind}: {str(exc)[:70]}"
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if self.total > self.limit:
+                raise BenchError(f"too many failed {self.what} samples: {self.counts}") from None
+            return None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def rows(self) -> list[Row]:
+        return [Row(f"  {self.what} samples that failed", str(self.total), "0", self.total == 0),
+                *count_rows("failed", self.counts)]
+
+
+@dataclass
+class CpuMark:
+    """The machine's busy CPU and the test bed's (the bench, its processes, the service, `extra`) at a moment."""
+
+    t: float
+    machine: float
+    ours: float
+
+    @classmethod
+    def now(cls, b: "Bench", *extra: int) -> "CpuMark":
+        return cls(time.monotonic(), machine_busy_seconds(),
+                   b.own_cpu_seconds() + cpu_seconds(b.pid) + sum(cpu_seconds(p) for p in extra))
+
+    def foreign_cores(self, b: "Bench", *extra: int) -> float:
+        """The cores unrelated work used on average since this mark (also recorded in `b`)."""
+        end = CpuMark.now(b, *extra)
+        cores = max(0.0, (end.machine - self.machine - (end.ours - self.ours)) / (end.t - self.t))
+        b.foreign_work(cores)
+        return cores
+
+
 # ------------------------------------------------------------------------------------------------
 # 1. time to first token
 # ------------------------------------------------------------------------------------------------
@@ -422,12 +528,9 @@ async def service_ttft(cli: Cli) -> TtftSample:
         end = first if first.type != "text-delta" else await stream.until_type("finish", "error")
     finally:
         await stream.close()
-    if end.type == "error":
-        raise BenchError(f"service TTFT sample got an error part: {end.data.get('error')!r}")
+    check_finished(end, "service TTFT sample")
     if first is end:
         raise BenchError("service TTFT sample: no text-delta before the end of the stream")
-    if end.data.get("finishReason") != "stop":
-        raise BenchError(f"service TTFT sample finished with {end.data.get('finishReason')!r}")
     return TtftSample(total=t_first - t0, post=t_post - t0, open=t_open - t_post, first=t_first - t_open)
 
 
@@ -497,40 +600,24 @@ async def ttft_phase(b: Bench) -> list[Row]:
         await new_session(cli)
     sql_per_session = (mysql_questions(bed.db) - q0 - 1) / SQL_SESSIONS
 
-    direct: list[TtftSample] = []
-    via: list[TtftSample] = []
-    failures: dict[str, int] = {}
-
-    async def sample(kind: str) -> None:
-        try:
-            if kind == "direct":
-                direct.append(await direct_ttft(b.http, bed))
-            else:
-                via.append(await service_ttft(cli))
-        except (BenchError, HttpFailure, AssertionError, aiohttp.ClientError, OSError, ValueError,
-                asyncio.TimeoutError) as exc:  # AssertionError: the protocol client's (a bad frame, none in time)
-            key = f"{kind}: {str(exc)[:70]}"
-            failures[key] = failures.get(key, 0) + 1
-            if sum(failures.values()) > max(5, args.samples // 10):
-                raise BenchError(f"too many failed TTFT samples: {failures}") from None
-
+    samples: dict[str, list[TtftSample]] = {"direct": [], "service": []}
+    failures = Failures("TTFT", args.samples)
     q0 = mysql_questions(bed.db)
-    cpu0 = cpu_seconds(b.pid)
-    t0, machine0, own0 = time.monotonic(), machine_busy_seconds(), b.own_cpu_seconds()
+    cpu0, mark = cpu_seconds(b.pid), CpuMark.now(b)
     for i in range(args.samples):
         for kind in (("direct", "service") if i % 2 else ("service", "direct")):
-            await sample(kind)
+            got = await failures.attempt(kind, direct_ttft(b.http, bed) if kind == "direct" else service_ttft(cli))
+            if got is not None:
+                samples[kind].append(got)
     service_cpu = cpu_seconds(b.pid) - cpu0
-    foreign = max(0.0, (machine_busy_seconds() - machine0 - (b.own_cpu_seconds() - own0) - service_cpu)
-                  / (time.monotonic() - t0))
-    b.foreign_work(foreign)
+    foreign = mark.foreign_cores(b)
+    direct, via = samples["direct"], samples["service"]
     sql_per_turn = (mysql_questions(bed.db) - q0 - 1) / args.samples - sql_per_session
     sdk = await sdk_ttft_samples(bed, max(args.samples // 2, 20), args.warmup)
 
     d50, d99 = percentile([s.total for s in direct], 50), percentile([s.total for s in direct], 99)
     s50, s99 = percentile([s.total for s in via], 50), percentile([s.total for s in via], 99)
     add50, add99 = s50 - d50, s99 - d99
-    nfail = sum(failures.values())
     rows = [
         Row("TTFT direct to the stand-in p50 / p99", f"{fmt_ms(d50)} / {fmt_ms(d99)}"),
         Row("TTFT through the service p50 / p99", f"{fmt_ms(s50)} / {fmt_ms(s99)}",
@@ -539,8 +626,7 @@ async def ttft_phase(b: Bench) -> list[Row]:
             add50 * 1000 < ADDED_TTFT_P50_MS, f"direct {fmt_ms(d50)}", f"{s50 / d50:.1f}x"),
         Row("added TTFT p99 (service p99 - direct p99)", fmt_ms(add99), f"< {ADDED_TTFT_P99_MS:g} ms",
             add99 * 1000 < ADDED_TTFT_P99_MS, f"direct {fmt_ms(d99)}", f"{s99 / d99:.1f}x"),
-        Row("  TTFT samples that failed", str(nfail), "0", nfail == 0),
-        *count_rows("failed", failures),
+        *failures.rows(),
     ]
     if sdk:
         k50, k99 = percentile(sdk, 50), percentile(sdk, 99)
@@ -555,6 +641,163 @@ async def ttft_phase(b: Bench) -> list[Row]:
     rows.append(Row("  service CPU per sample (session + turn)", f"{service_cpu / args.samples * 1000:.1f} ms"))
     rows.append(Row("  MySQL statements per turn / per session create", f"{sql_per_turn:.1f} / {sql_per_session:.1f}"))
     return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# 0. Seqera MCP (run first, while both services are fresh; its rows are printed after the TTFT rows)
+# ------------------------------------------------------------------------------------------------
+LIST_MARGIN = 2.0  # seconds within which a sample's run has looked its token's tool list up
+
+
+class ListCache:
+    """Keeps one token's Seqera MCP tool list cached in the service, so that no sample's run lists it. The
+    service keeps a list MCP_TOOLS_TTL seconds from the end of the listing: a turn started at t0 that listed
+    leaves it cached until t0 + TTL at least, and gone by that turn's end + TTL (the next run lists again)."""
+
+    def __init__(self, cli: Cli) -> None:
+        self.cli = cli
+        self.cached_until = self.gone_by = 0.0
+
+    async def ensure(self) -> Cli:
+        """The token's client, once its list is sure to stay cached for the next LIST_MARGIN seconds."""
+        if time.monotonic() + LIST_MARGIN >= self.cached_until:
+            await asyncio.sleep(max(0.0, self.gone_by - time.monotonic()))
+            t0 = time.monotonic()
+            await service_ttft(self.cli)  # not a sample: this run lists the tools, and the service caches them
+            self.cached_until, self.gone_by = t0 + MCP_TOOLS_TTL, time.monotonic() + MCP_TOOLS_TTL
+        return self.cli
+
+
+async def mcp_call_sample(cli: Cli) -> list[float]:
+    """A turn whose model calls the read-only MCP tool MCP_CALLS times, then answers: for each call, the
+    seconds from its `tool-call` part to its `tool-result` part as the events stream delivers them."""
+    sid = await new_session(cli)  # untimed
+    await send_message(cli, sid, f"[bench mcp={MCP_CALLS}] which nf-core module runs FastQC?")
+    stream = await cli.open_events(sid, expect=None)
+    called: dict[str, float] = {}
+    took: list[float] = []
+    try:
+        if stream.status != 200:
+            raise HttpFailure("GET events", stream.status, await stream.resp.text())
+        while (ev := await stream.next_part()) is not None and ev.type not in ("finish", "error"):
+            seen = time.perf_counter()
+            if ev.type == "tool-call":
+                called[ev.data["toolCallId"]] = seen
+            elif ev.type == "tool-result":
+                result = str(ev.data.get("result"))
+                if "nf-core/" not in result:  # the stand-in's answer: else the call failed or was refused
+                    raise BenchError(f"MCP call failed: {result[:60]!r}")
+                took.append(seen - called.pop(ev.data["toolCallId"]))
+            elif ev.type == "execute-local":
+                raise BenchError(f"the service asked the CLI to run {ev.data.get('toolName')!r}")
+    finally:
+        await stream.close()
+    if ev is None:
+        raise BenchError("MCP call sample: the stream ended without a finish")
+    check_finished(ev, "MCP call sample")
+    if len(took) != MCP_CALLS:
+        raise BenchError(f"MCP call sample: {len(took)} tool results, not {MCP_CALLS}")
+    return took
+
+
+async def mcp_direct_samples(bed: Testbed, n: int, warmup: int) -> dict[str, list[float]] | None:
+    """Information only: the MCP stand-in through the `mcp` SDK's client called directly, as the service calls
+    it (one connection pool, a new MCP session each time): connect + initialize + tools/list, and a call on
+    the open session (the close is not timed); to tell the stand-in's and the SDK's share of the figures
+    through the service."""
+    try:
+        import httpx2
+        from mcp import Client
+        from mcp.client.streamable_http import streamable_http_client
+    except Exception as exc:  # the rows are optional; the benchmark goes on without them
+        print(f"[bench] MCP SDK baseline skipped: {type(exc).__name__}: {exc}", flush=True)
+        return None
+    out: dict[str, list[float]] = {"list": [], "call": []}
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {bed.mcp_token}"}) as http:
+        for i in range(warmup + n):
+            t0 = time.perf_counter()
+            async with Client(streamable_http_client(bed.urls["mcp"], http_client=http), mode="auto") as client:
+                await client.list_tools()
+                t1 = time.perf_counter()
+                await client.call_tool(MCP_REMOTE_TOOL, MCP_ARGS)
+                t2 = time.perf_counter()
+            if i >= warmup:
+                out["list"].append(t1 - t0)
+                out["call"].append(t2 - t1)
+    return out
+
+
+async def mcp_phase(b: Bench, rss_off: RssSampler, fresh: tuple[float, float]) -> list[Row]:
+    """Turns interleaved on the service (MCP on) and its baseline (MCP off), after a warm-up of each kind:
+    `off`, a turn on the baseline; `on`, one on the service with its token's tool list cached (ListCache);
+    `new`, one on the service with a token it has not seen (the session is created untimed, so the token
+    check is cached: what `new` adds to `on` is MCP's connect, initialize and tools/list). Then turns whose
+    model calls a read-only MCP tool MCP_CALLS times, the list cached (so the run connects on its first
+    call). Then both services' RSS over a quiet moment; `fresh` is theirs (on, off) after start-up."""
+    args, bed = b.args, b.bed
+    n, warm = args.mcp_samples, args.warmup
+    print(f"[bench] Seqera MCP: {warm} warm-up + {n} turns each with MCP off, on (tool list cached) and on with "
+          f"a new token, interleaved; then {warm} + {n} turns calling an MCP tool {MCP_CALLS} times", flush=True)
+    assert bed.baseline.proc is not None
+    cached, off, new_tokens = ListCache(b.cli(bed.mcp_token)), b.cli(service=bed.baseline), iter(bed.new_tokens)
+
+    async def turn(kind: str) -> float:
+        cli = off if kind == "off" else await cached.ensure() if kind == "on" else b.cli(next(new_tokens))
+        return (await service_ttft(cli)).total
+
+    async def calling_turn() -> list[float]:
+        return await mcp_call_sample(await cached.ensure())
+
+    kinds = ("off", "on", "new")
+    ttft: dict[str, list[float]] = {k: [] for k in kinds}
+    calls: dict[str, list[float]] = {"first": [], "later": []}
+    failures = Failures("MCP phase", n)
+    mark = CpuMark.now(b, bed.baseline.proc.pid)
+    for i in range(warm + n):
+        for kind in kinds[i % 3:] + kinds[:i % 3]:  # each kind in each place in turn
+            got = await turn(kind) if i < warm else await failures.attempt(kind, turn(kind))
+            if got is not None and i >= warm:
+                ttft[kind].append(got)
+    for i in range(warm + n):
+        took = await calling_turn() if i < warm else await failures.attempt("MCP call", calling_turn())
+        if took is not None and i >= warm:
+            calls["first"].append(took[0])
+            calls["later"] += took[1:]
+    foreign = mark.foreign_cores(b, bed.baseline.proc.pid)
+    direct = await mcp_direct_samples(bed, n, warm)
+    await asyncio.sleep(args.settle)
+    rss_on, rss_off_peak = await asyncio.gather(b.rss.quiet_peak(args.settle), rss_off.quiet_peak(args.settle))
+
+    p50 = {k: percentile(v, 50) for k, v in ttft.items()}
+    p99 = {k: percentile(v, 99) for k, v in ttft.items()}
+    add50, add99 = p50["on"] - p50["off"], p99["on"] - p99["off"]
+    rows = [
+        Row("MCP on, a turn using no MCP tool: added TTFT p50", fmt_ms(add50), f"< {MCP_ADDED_TTFT_P50_MS:g} ms",
+            add50 * 1000 < MCP_ADDED_TTFT_P50_MS, f"MCP off {fmt_ms(p50['off'])}", f"{p50['on'] / p50['off']:.2f}x"),
+        Row("  MCP on, a turn using no MCP tool: added TTFT p99", fmt_ms(add99),
+            baseline=f"MCP off {fmt_ms(p99['off'])}", ratio=f"{p99['on'] / p99['off']:.2f}x"),
+        Row("  TTFT with MCP off (baseline service) p50 / p99", p50_p99_ms(ttft["off"])),
+        Row("  TTFT with MCP on, tool list cached p50 / p99", p50_p99_ms(ttft["on"])),
+        Row("  TTFT with MCP on, tool list not cached p50 / p99", p50_p99_ms(ttft["new"]), baseline="a new token"),
+        Row("MCP connect + tools/list via the service p50 / p99",
+            f"{fmt_ms(p50['new'] - p50['on'])} / {fmt_ms(p99['new'] - p99['on'])}", baseline="not cached - cached"),
+        Row("MCP call via the service, first in a run p50 / p99", p50_p99_ms(calls["first"]),
+            baseline="connects, then calls"),
+        Row("MCP call via the service, later in a run p50 / p99", p50_p99_ms(calls["later"]),
+            baseline="tool-call -> tool-result"),
+    ]
+    if direct:
+        rows += [Row("  for reference: MCP connect + tools/list, SDK direct p50 / p99", p50_p99_ms(direct["list"]),
+                     baseline="no service"),
+                 Row("  for reference: MCP call, SDK direct p50 / p99", p50_p99_ms(direct["call"]),
+                     baseline="no service")]
+    return rows + [
+        Row("RSS with MCP on / off (after the MCP phase)", f"{rss_on / MIB:.1f} / {rss_off_peak / MIB:.1f} MiB",
+            baseline=f"fresh {fresh[0] / MIB:.1f} / {fresh[1] / MIB:.1f} MiB",
+            ratio=f"{(rss_on - rss_off_peak) / MIB:+.1f} MiB"),
+        *failures.rows(),
+        Row("  CPU used by unrelated work on the machine meanwhile", f"{foreign:.2f} of {os.cpu_count()} cores"),
+    ]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -809,10 +1052,14 @@ async def measure(args: argparse.Namespace, bed: Testbed) -> tuple[list[Row], fl
     conn = aiohttp.TCPConnector(limit=args.streams * 2 + 100, limit_per_host=0, ttl_dns_cache=None)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
     async with aiohttp.ClientSession(connector=conn, timeout=timeout) as http:
+        assert bed.baseline.proc is not None
         with RssSampler(bed.service.proc.pid) as rss:
             b = Bench(args, bed, http, rss)
-            fresh = await rss.quiet_peak(args.settle)  # start-up idle RSS (information)
-            rows = await ttft_phase(b)
+            with RssSampler(bed.baseline.proc.pid) as rss_off:  # start-up idle RSS (information)
+                fresh, fresh_off = await asyncio.gather(rss.quiet_peak(args.settle), rss_off.quiet_peak(args.settle))
+                mcp_rows = await mcp_phase(b, rss_off, (fresh, fresh_off))
+            bed.baseline.stop()  # from here on the service is measured alone
+            rows = await ttft_phase(b) + mcp_rows
             with health_probe(b) as health:
                 idle = await idle_phase(b)
                 conc, conc_rows = await concurrency_phase(b)
@@ -846,7 +1093,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--streams", type=int, help="concurrent conversations (default 500; quick 5)")
     ap.add_argument("--samples", type=int, help="TTFT samples each, direct and service (default 400; quick 5)")
-    ap.add_argument("--warmup", type=int, help="TTFT warm-up rounds, not counted (default 30; quick 2)")
+    ap.add_argument("--warmup", type=int, help="TTFT and MCP warm-up rounds, not counted (default 30; quick 2)")
+    ap.add_argument("--mcp-samples", type=int,
+                    help="MCP-phase turns of each kind: MCP off, on, on with a new token, calling a tool "
+                         "(default 200; quick 3)")
     ap.add_argument("--ramp", type=float, help="seconds over which the conversations arrive (default 5; quick 0.5)")
     ap.add_argument("--steady", type=float, help="seconds all conversations stay streaming (default 10; quick 0.5)")
     ap.add_argument("--delta-interval", type=float, default=0.1, help="stand-in seconds between SSE events")
@@ -861,8 +1111,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                          "other work on a shared machine; 0 leaves it)")
     ap.add_argument("--keep-log", action="store_true", help="copy the service log to ./bench-service.log")
     a = ap.parse_args(argv)
-    for name, full, quick in (("streams", 500, 5), ("samples", 400, 5), ("warmup", 30, 2), ("ramp", 5.0, 0.5),
-                              ("steady", 10.0, 0.5), ("idle", 3.0, 0.5), ("settle", 1.0, 0.2),
+    for name, full, quick in (("streams", 500, 5), ("samples", 400, 5), ("warmup", 30, 2), ("mcp_samples", 200, 3),
+                              ("ramp", 5.0, 0.5), ("steady", 10.0, 0.5), ("idle", 3.0, 0.5), ("settle", 1.0, 0.2),
                               ("max_seconds", 600.0, 120.0)):
         if getattr(a, name) is None:
             setattr(a, name, quick if a.quick else full)
@@ -918,8 +1168,12 @@ def main(argv: list[str]) -> int:
           "text_delta event. TTFT service = POST /v1/cli/sessions/{id}/messages sent -> response read -> "
           "GET .../events opened -> first text-delta part (the CLI's order; session created untimed). "
           "Added = service - direct per percentile. /health: one new connection per probe every "
-          f"{args.health_interval * 1000:.0f} ms from a separate process. RSS: VmRSS of the service pid every 20 ms.")
-    print(f"Set-up: {args.samples} TTFT samples (+{args.warmup} warm-up); {args.streams} conversations, "
+          f"{args.health_interval * 1000:.0f} ms from a separate process. RSS: VmRSS of the service pid every 20 ms. "
+          "MCP: added TTFT = TTFT with MCP on (the token's tool list cached) - TTFT of the baseline service with "
+          "MCP off, per percentile; connect + tools/list = TTFT with a token new to the service - TTFT with MCP "
+          "on; a call = its tool-call part -> its tool-result part on the events stream.")
+    print(f"Set-up: {args.samples} TTFT samples (+{args.warmup} warm-up); {args.mcp_samples} MCP-phase turns of "
+          f"each kind (+{args.warmup} warm-up); {args.streams} conversations, "
           f"ramp {args.ramp:g} s, steady {args.steady:g} s, stand-in event interval {args.delta_interval:g} s; "
           f"LangSmith {'off' if args.no_tracing else 'on (stand-in)'}; MariaDB 10.11 throwaway "
           f"(innodb_flush_log_at_trx_commit=2); {os.cpu_count()} CPUs shared by everything.")

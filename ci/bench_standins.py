@@ -1,12 +1,16 @@
 """The benchmark's upstreams, each in a process of its own: `python ci/bench_standins.py KIND`.
 
-KIND is `anthropic`, `platform` or `langsmith`: the project's stand-ins (tests/support/standins/),
+KIND is `anthropic`, `platform`, `langsmith` or `mcp`: the project's stand-ins (tests/support/standins/),
 run in a separate process so that neither the load generator nor the service shares a GIL with
-them. The process prints `READY <url>` on stdout once it listens on 127.0.0.1, and runs until
+them. `mcp` is the Seqera MCP stand-in (the `mcp` SDK's own server, streamable HTTP at `/mcp`; its
+READY line gives that URL): it checks Bearer tokens against a Platform stand-in object of its own,
+never started, that holds the same users as the `platform` process. The process prints `READY <url>` on stdout once it listens on 127.0.0.1, and runs until
 SIGTERM/SIGINT or until its stdin reaches EOF (its parent, ci/bench.py, went away).
 
 Secrets come from the environment, never argv: BENCH_ANTHROPIC_KEY (the API key the Anthropic
-stand-in requires), BENCH_TOKEN (the one Platform access token the Platform stand-in accepts).
+stand-in requires), BENCH_TOKEN (the bench's main Platform access token) and BENCH_MORE_TOKENS (more
+tokens, comma-separated, each a user of its own: the MCP phase's, and one per turn that must find
+its token's MCP tool list not cached). The Platform and MCP stand-ins accept exactly these.
 
 Anthropic: the reply is chosen by a marker in the newest user message, so the load generator
 controls each conversation's pacing through the service without any side channel:
@@ -15,7 +19,10 @@ controls each conversation's pacing through the service without any side channel
                            stream keeps sending a text delta every S seconds until POST /bench/release,
                            then finishes the answer (a steady population of concurrent streams).
                            `POST /bench/release?spread=T` lets the held streams go in the order they
-                           started holding, spread evenly over T seconds (completions paced like arrivals).
+                           started holding, spread evenly over T seconds (completions paced like arrivals);
+  `[bench mcp=N]`          calls the read-only Seqera MCP tool MCP_TOOL (MCP_ARGS) N times, one call
+                           per model request, then ANSWER as with `[bench fast]` (the service runs the
+                           calls itself; the stand-in counts the tool results sent back since the marker).
 GET /bench/stats answers {"holding", "streams_in_flight", "replies"}; POST /bench/arm re-arms the hold.
 The Anthropic stand-in keeps no requests (the bench sends thousands); LangSmith's keeps them, so
 /bench/stats there counts runs.
@@ -25,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,19 +49,33 @@ from tests.support.standins.platform import PlatformStandIn  # noqa: E402
 
 ANSWER = "The benchmark answer streams from the stand-in model in several small text deltas, as Claude does."
 HOLD_TICK = "tick "
-_MARKER = re.compile(r"\[bench (fast|hold=([0-9.]+))\]")
+_MARKER = re.compile(r"\[bench (fast|hold=([0-9.]+)|mcp=([0-9]+))\]")
+MCP_REMOTE_TOOL = "search_nfcore_module"  # read-only: the service calls it without asking the user
+MCP_TOOL = "mcp__seqera__" + MCP_REMOTE_TOOL  # as the service offers it to the model
+MCP_ARGS = {"query": "fastqc"}
 
 
-def _text_of_last_user(body: dict[str, Any]) -> str:
-    messages = body.get("messages") or []
-    if not messages:
-        return ""
-    content = messages[-1].get("content")
+def _text_of(message: dict[str, Any]) -> str:
+    content = message.get("content")
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
     return ""
+
+
+def _marker(body: dict[str, Any]) -> tuple[re.Match[str] | None, int]:
+    """The marker of the newest user message that has text, and how many user messages of tool results
+    came after it (this turn's tool calls answered so far)."""
+    results = 0
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") != "user":
+            continue
+        text = _text_of(message)
+        if text:
+            return _MARKER.search(text), results
+        results += 1
+    return None, results
 
 
 class BenchAnthropic(AnthropicStandIn):
@@ -98,9 +120,11 @@ class BenchAnthropic(AnthropicStandIn):
 
     def default_reply(self, body: dict[str, Any]) -> Reply:
         self.replies += 1
-        m = _MARKER.search(_text_of_last_user(body))
+        m, answered = _marker(body)
         if m and m.group(2):
             return Reply.text(ANSWER, delay=float(m.group(2)), hold_after=1)
+        if m and m.group(3) and answered < int(m.group(3)):
+            return Reply.tool_use(MCP_TOOL, MCP_ARGS)
         return Reply.text(ANSWER)
 
     async def _hold(self, send: Any, releases_at_start: int) -> None:
@@ -139,17 +163,42 @@ class BenchLangSmith(LangSmithStandIn):
                                                          if not r.get("parent_run_id") and r.get("end_time"))})
 
 
+def bench_platform() -> PlatformStandIn:
+    """A Platform stand-in (not started) that knows the bench's users: BENCH_TOKEN's and BENCH_MORE_TOKENS'."""
+    platform = PlatformStandIn()
+    more = [t for t in os.environ.get("BENCH_MORE_TOKENS", "").split(",") if t]
+    for i, token in enumerate([os.environ["BENCH_TOKEN"], *more]):
+        platform.add_user(token, f"bench-user-{i}" if i else "bench-user", orgs=[{"orgId": 1, "name": "bench"}])
+    return platform
+
+
+def bench_mcp() -> Any:
+    """The MCP stand-in, its connections with TCP_NODELAY (accepted sockets inherit it from the listening one
+    on Linux). Its own socket is made with proto 0, so asyncio does not set TCP_NODELAY on what it accepts,
+    and every response after a connection's first then waits about 40 ms for the client's delayed ACK: that
+    would be most of every MCP figure, and no real server's."""
+    from tests.support.standins.mcp import McpStandIn  # the `mcp` SDK: only this process pays its import
+
+    standin = McpStandIn(bench_platform())
+    standin._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return standin
+
+
+KINDS = ("anthropic", "platform", "langsmith", "mcp")
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in ("anthropic", "platform", "langsmith"):
-        print("usage: bench_standins.py anthropic|platform|langsmith", file=sys.stderr)
+    if len(argv) != 1 or argv[0] not in KINDS:
+        print(f"usage: bench_standins.py {'|'.join(KINDS)}", file=sys.stderr)
         return 2
     die_with_parent()  # belt and braces besides the stdin watch of stop_event()
     kind = argv[0]
     if kind == "anthropic":
         standin: Any = BenchAnthropic(api_key=os.environ["BENCH_ANTHROPIC_KEY"])
     elif kind == "platform":
-        standin = PlatformStandIn()
-        standin.add_user(os.environ["BENCH_TOKEN"], "bench-user", orgs=[{"orgId": 1, "name": "bench"}])
+        standin = bench_platform()
+    elif kind == "mcp":
+        standin = bench_mcp()
     else:
         standin = BenchLangSmith()
     standin.start()

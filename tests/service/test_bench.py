@@ -14,7 +14,7 @@ from tests.support import paths
 from tests.support.proc import stop_process
 
 BENCH = paths.ROOT / "ci" / "bench.py"
-# A hang bound, not a timing check: the quick run takes about 15 s; the bench bounds its own measurement
+# A hang bound, not a timing check: the quick run takes about 25 s; the bench bounds its own measurement
 # (--max-seconds, 120 s when quick) and this bound leaves room for its set-up and clean-up.
 HANG_BOUND = 240
 
@@ -32,6 +32,19 @@ FIGURES = [
     "service TTFT part: headers -> first text-delta p50 / p99",
     "service CPU per sample (session + turn)",
     "MySQL statements per turn / per session create",
+    "MCP on, a turn using no MCP tool: added TTFT p50",
+    "MCP on, a turn using no MCP tool: added TTFT p99",
+    "TTFT with MCP off (baseline service) p50 / p99",
+    "TTFT with MCP on, tool list cached p50 / p99",
+    "TTFT with MCP on, tool list not cached p50 / p99",
+    "MCP connect + tools/list via the service p50 / p99",
+    "MCP call via the service, first in a run p50 / p99",
+    "MCP call via the service, later in a run p50 / p99",
+    "for reference: MCP connect + tools/list, SDK direct p50 / p99",
+    "for reference: MCP call, SDK direct p50 / p99",
+    "RSS with MCP on / off (after the MCP phase)",
+    "MCP phase samples that failed",
+    "CPU used by unrelated work on the machine meanwhile",
     "concurrent conversations: completed / errors",
     "peak simultaneously streaming",
     "time until all were streaming",
