@@ -36,8 +36,7 @@ prints the MCP rows after the TTFT rows:
    - for reference, the SDK's client straight to the MCP stand-in: connect + initialize + tools/list,
      and a call on the open session;
    - the RSS of both services over a quiet moment after it (and after start-up).
-   The MCP stand-in listens with TCP_NODELAY, see ci/bench_standins.py. The baseline is stopped after
-   this phase: the others measure the service alone.
+   The baseline is stopped after this phase: the others measure the service alone.
 1. Time to first token (TTFT), sequential, after warm-up, direct and service samples interleaved:
    - direct: POST /v1/messages to the Anthropic stand-in (stream=true) -> first `text_delta` event.
    - service: on a fresh session (created untimed), in the CLI's order: POST .../messages is sent ->

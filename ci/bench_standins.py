@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -173,15 +172,10 @@ def bench_platform() -> PlatformStandIn:
 
 
 def bench_mcp() -> Any:
-    """The MCP stand-in, its connections with TCP_NODELAY (accepted sockets inherit it from the listening one
-    on Linux). Its own socket is made with proto 0, so asyncio does not set TCP_NODELAY on what it accepts,
-    and every response after a connection's first then waits about 40 ms for the client's delayed ACK: that
-    would be most of every MCP figure, and no real server's."""
+    """The MCP stand-in (its tokens: the bench's users)."""
     from tests.support.standins.mcp import McpStandIn  # the `mcp` SDK: only this process pays its import
 
-    standin = McpStandIn(bench_platform())
-    standin._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return standin
+    return McpStandIn(bench_platform())
 
 
 KINDS = ("anthropic", "platform", "langsmith", "mcp")

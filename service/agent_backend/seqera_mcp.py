@@ -137,6 +137,8 @@ class SeqeraMcp:
         self._problem: str | None = None
         self._down_until = 0.0
         self.open_connections = 0
+        self.listing: dict[str, asyncio.Future] = {}  # sha256(token) -> the list in flight for it
+        self._shared: dict[tuple, list[McpTool]] = {}   # identical lists (every user's, usually) kept once
 
     def session(self, token: str, span: Any) -> "McpSession":
         return McpSession(self, token, span)
@@ -153,12 +155,19 @@ class SeqeraMcp:
             return self._problem
         return None
 
-    def remember(self, key: str, tools: list[McpTool] | str) -> None:
+    def remember(self, key: str, tools: list[McpTool] | str) -> list[McpTool] | str:
+        """Cache a token's tools (or why MCP rejected it); returns the list as kept (shared when identical)."""
         if len(self._cache) >= MAX_CACHE:
             now = time.monotonic()
             for k in [k for k, (exp, _) in self._cache.items() if exp <= now] or list(self._cache)[:MAX_CACHE // 10]:
                 del self._cache[k]
+            self._shared.clear()
+        if not isinstance(tools, str):
+            fingerprint = tuple((t.name, t.remote, t.description, json.dumps(t.input_schema, sort_keys=True), t.read_only)
+                           for t in tools)
+            tools = self._shared.setdefault(fingerprint, tools)
         self._cache[key] = (time.monotonic() + self.cfg.mcp_tools_ttl, tools)
+        return tools
 
     def up(self) -> None:
         if self._problem is not None:
@@ -252,37 +261,49 @@ class McpSession:
         self.tools: dict[str, McpTool] = {}
 
     async def list_tools(self) -> list[McpTool]:
-        """The server's tools (cached per token); [] with `problem` set when MCP cannot be used."""
+        """The server's tools (cached per token; runs of one token that start together share one list); []
+        with `problem` set when MCP cannot be used."""
         tools = self.mcp.cached(self._key)
+        if tools is None and (leader := self.mcp.listing.get(self._key)) is not None:
+            tools = await asyncio.shield(leader)  # None: the run listing it ended first; list here
+        if tools is None:
+            fut = self.mcp.listing[self._key] = asyncio.get_running_loop().create_future()
+            try:
+                tools = await self._list()
+            finally:
+                self.mcp.listing.pop(self._key, None)
+                if not fut.done():
+                    fut.set_result(tools)
         if isinstance(tools, str):
             self.problem = tools
             return []
-        if tools is None:
-            child = self._span.child("mcp.tools/list", "tool", {"server": "seqera"})
-            try:
-                client = await self._client()
-                listed, cursor = [], None
-                async with asyncio.timeout(self.mcp.cfg.mcp_list_timeout):
-                    for _ in range(MAX_PAGES):
-                        page = await client.list_tools(cursor=cursor)
-                        listed += page.tools
-                        cursor = page.next_cursor
-                        if not cursor:
-                            break
-                tools = tools_from_listing(listed)
-            except Exception as exc:
-                self.problem = self._failed(exc, self.mcp.cfg.mcp_list_timeout)
-                child.end(error=self.problem)
-                if self._rejected():
-                    self.mcp.remember(self._key, self.problem)
-                else:  # no list, no tools: an outage even when the connection survived (a list that hangs)
-                    self.mcp.down(self.problem)
-                return []
-            child.end(outputs={"tools": len(tools)})
-            self.mcp.up()
-            self.mcp.remember(self._key, tools)
         self.tools = {t.name: t for t in tools}
         return tools
+
+    async def _list(self) -> list[McpTool] | str:
+        """tools/list, every page, on this run's connection: the tools, or why there are none."""
+        child = self._span.child("mcp.tools/list", "tool", {"server": "seqera"})
+        try:
+            client = await self._client()
+            listed, cursor = [], None
+            async with asyncio.timeout(self.mcp.cfg.mcp_list_timeout):
+                for _ in range(MAX_PAGES):
+                    page = await client.list_tools(cursor=cursor)
+                    listed += page.tools
+                    cursor = page.next_cursor
+                    if not cursor:
+                        break
+        except Exception as exc:
+            problem = self._failed(exc, self.mcp.cfg.mcp_list_timeout)
+            child.end(error=problem)
+            if self._rejected():
+                return self.mcp.remember(self._key, problem)
+            self.mcp.down(problem)  # no list, no tools: an outage even on a live connection (a list that hangs)
+            return problem
+        tools = tools_from_listing(listed)
+        child.end(outputs={"tools": len(tools)})
+        self.mcp.up()
+        return self.mcp.remember(self._key, tools)
 
     async def call(self, tool: McpTool, args: dict) -> CallResult:
         """Call `tool` on the server. A failure is an error result saying whether it may have taken effect;

@@ -287,3 +287,12 @@ async def test_a_call_that_times_out_is_not_repeated_and_says_whether_it_may_hav
     assert "may have taken effect" in launched
     assert [c.tool for c in mcp.calls] == ["platform_wait_for_workflow", "platform_launch_workflow"]  # once each
     assert turn.terminal["type"] == "finish"
+
+
+async def test_runs_of_one_token_starting_together_share_one_tool_list(service, alice, mcp):
+    async def ask():
+        await alice.turn(await alice.create_session(), "hello", tools=run_bash)
+
+    await asyncio.gather(ask(), ask(), ask())
+    assert mcp.list_requests == 1
+    assert await eventually(lambda: service.app[CTX].mcp.listing == {}, what="no list left in flight")

@@ -53,6 +53,17 @@ def workflows_of(user: str) -> list[dict]:
             {"id": f"{user}-wf-2", "runName": f"{user}_sarek_weekly", "status": "SUCCEEDED", "errorMessage": None}]
 
 
+def _listening_socket(port: int) -> socket.socket:
+    """127.0.0.1:port (0: the OS picks), re-bindable after a stop. TCP_NODELAY is set here, and accepted
+    connections inherit it: uvicorn given a socket made without IPPROTO_TCP leaves Nagle on, and then
+    every response after a connection's first waits about 40 ms for the client's delayed ACK."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 class _Tokens:
     """The SDK's TokenVerifier: a token is valid when the Platform stand-in knows it."""
 
@@ -70,9 +81,7 @@ class _Tokens:
 class McpStandIn:
     def __init__(self, platform: PlatformStandIn, port: int = 0):
         self.platform = platform
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", port))
+        self._sock = _listening_socket(port)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.calls: list[Call] = []
@@ -216,9 +225,7 @@ class McpStandIn:
 
     def come_up(self) -> None:
         if self._server is None:
-            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._sock.bind(("127.0.0.1", self.port))
+            self._sock = _listening_socket(self.port)
             self.start()
         self.mode = "up"
 
