@@ -452,6 +452,8 @@ class Demo:
                 raise StepFailed("the model did not call a Seqera MCP tool")
             if "demo-user_rnaseq_nightly" not in err3 or not out3.strip():
                 raise StepFailed("the Platform's answer (the demo user's failed run) did not come back")
+            if "[tool] execute_bash_local" in err3:
+                raise StepFailed("a local command ran for a Platform question")
             assert self.mcp is not None
             say(f"      the service called Seqera MCP with your token ({', '.join(c.tool for c in self.mcp.calls)}); "
                 f"the CLI showed the call and its result, no local command ran")

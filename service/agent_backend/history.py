@@ -7,6 +7,7 @@ the other: it never drops a text the user or the model wrote.
 """
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 INTERRUPTED_RESULT = "No result: the run was interrupted before the tool finished."
@@ -71,3 +72,18 @@ def _answer_tool_calls(turns: list[dict]) -> list[dict]:
                 if ids:
                     fixed.append({"role": "user", "content": _interrupted(ids)})
     return fixed
+
+
+def without_tools(history: list[dict]) -> list[dict]:
+    """The conversation with its tool calls and results as text, for a request that offers no tools (the
+    Messages API refuses tool blocks then): a session without local execution whose Platform tools were
+    there on an earlier turn and are not now."""
+    def text_of(block: dict) -> dict:
+        if block.get("type") == "tool_use":
+            return {"type": "text", "text": f"[called {block.get('name')} with {json.dumps(block.get('input'))}]"}
+        if block.get("type") == "tool_result":
+            content = block.get("content")
+            body = content if isinstance(content, str) else json.dumps(content)
+            return {"type": "text", "text": f"[{'error' if block.get('is_error') else 'result'}: {body}]"}
+        return block
+    return [{"role": m["role"], "content": [text_of(b) for b in m["content"]]} for m in history]

@@ -83,9 +83,11 @@ def setup_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Third-party clients log request URLs and sometimes headers at DEBUG: keep them at WARNING.
-    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "anthropic", "langsmith", "mcp", "urllib3",
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "anthropic", "langsmith", "urllib3",
                   "aiohttp.access", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # The mcp SDK warns per request about sessions a restarted server lost; seqera_mcp logs the outage once.
+    logging.getLogger("mcp").setLevel(max(logging.ERROR, logging.getLevelName(level)))
 
 
 def log(logger: logging.Logger, level: int, msg: str, **fields) -> None:

@@ -24,7 +24,7 @@ from .config import Config
 from .db import Database, DatabaseUnavailable, RetryBudget, retrying
 from .errors import RunConflict, ServiceDraining, SessionNotFound, UsageLimitReached
 from .events import DATABASE_LOST_PART, SHUTDOWN_MESSAGE, EventWriter, Hub, local_tool_result
-from .history import build_history
+from .history import build_history, without_tools
 from .lifecycle import Lifecycle
 from .liveness import Liveness
 from .llm import LLM, StepState, UpstreamError
@@ -154,6 +154,8 @@ class Run:
         tools = tools_for_mode(self.mode) if turn.local_execution else []
         platform = await self._platform_tools(span)
         tools += [t.spec() for t in platform]
+        if not tools:
+            history = without_tools(history)
         system = system_prompt(cwd=turn.cwd, directory_context=turn.directory_context,
                                instruction_context=turn.instruction_context, mode=self.mode,
                                local_execution=turn.local_execution, platform_tools=bool(platform),

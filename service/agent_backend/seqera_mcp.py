@@ -39,6 +39,7 @@ PREFIX = "mcp__seqera__"
 MAX_NAME = 64       # Anthropic's limit on a tool name (^[a-zA-Z0-9_-]{1,64}$)
 MAX_PAGES = 50      # tools/list pages read at most
 MAX_CACHE = 10_000
+MAX_SHARED = 64     # distinct tool lists kept for sharing (one, usually: every user sees the same tools)
 MAX_RESULT = 60_000  # characters of a result the model sees
 
 
@@ -104,7 +105,8 @@ def describe(exc: BaseException, status: int | None, timeout: float | None = Non
         return "Seqera MCP is unreachable"
     if status is not None and status >= 400:
         return f"Seqera MCP answered HTTP {status}"
-    return f"Seqera MCP failed ({type(leaf).__name__}: {str(leaf)[:200]})"
+    code = getattr(leaf, "code", None)  # an MCPError's JSON-RPC code; its message is the server's, not shown
+    return f"Seqera MCP failed ({type(leaf).__name__}{f' {code}' if isinstance(code, int) else ''})"
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -155,18 +157,20 @@ class SeqeraMcp:
             return self._problem
         return None
 
-    def remember(self, key: str, tools: list[McpTool] | str) -> list[McpTool] | str:
-        """Cache a token's tools (or why MCP rejected it); returns the list as kept (shared when identical)."""
+    def remember(self, key: str, tools: list[McpTool] | str, ttl: float | None = None) -> list[McpTool] | str:
+        """Cache a token's tools, or why it has none, for `ttl` (mcp_tools_ttl); returns the list as kept
+        (shared when identical)."""
         if len(self._cache) >= MAX_CACHE:
             now = time.monotonic()
             for k in [k for k, (exp, _) in self._cache.items() if exp <= now] or list(self._cache)[:MAX_CACHE // 10]:
                 del self._cache[k]
+        if len(self._shared) >= MAX_SHARED:
             self._shared.clear()
         if not isinstance(tools, str):
             fingerprint = tuple((t.name, t.remote, t.description, json.dumps(t.input_schema, sort_keys=True), t.read_only)
                            for t in tools)
             tools = self._shared.setdefault(fingerprint, tools)
-        self._cache[key] = (time.monotonic() + self.cfg.mcp_tools_ttl, tools)
+        self._cache[key] = (time.monotonic() + (self.cfg.mcp_tools_ttl if ttl is None else ttl), tools)
         return tools
 
     def up(self) -> None:
@@ -212,7 +216,7 @@ class _Connection:
             async with asyncio.timeout(self.mcp.cfg.mcp_connect_timeout):
                 return await asyncio.shield(self._ready)
         except BaseException:
-            await self.close()
+            await self.close(wait=0)  # nothing to finish gracefully: the run goes on without it at once
             raise
 
     async def _own(self) -> None:
@@ -230,12 +234,14 @@ class _Connection:
         finally:
             self.client = None
 
-    async def close(self) -> None:
+    async def close(self, wait: float = 2.0) -> None:
+        """End the session (given `wait` seconds to say goodbye), once."""
         if self._stop.is_set():
             return
         self._stop.set()
         if self._task is not None:
-            await asyncio.wait((self._task,), timeout=2)
+            if wait > 0:
+                await asyncio.wait((self._task,), timeout=wait)
             self._task.cancel()
         with contextlib.suppress(Exception):
             await self._http.aclose()
@@ -257,6 +263,7 @@ class McpSession:
         self._conn: _Connection | None = None
         self._connections = 0
         self._status: int | None = None  # the HTTP error status of the last failure
+        self._down = False               # whether the last failure was an outage (recorded app-wide)
         self.problem: str | None = None  # why the Platform tools are unavailable to this run, if they are
         self.tools: dict[str, McpTool] = {}
 
@@ -284,26 +291,41 @@ class McpSession:
         """tools/list, every page, on this run's connection: the tools, or why there are none."""
         child = self._span.child("mcp.tools/list", "tool", {"server": "seqera"})
         try:
-            client = await self._client()
+            try:
+                client = await self._client()
+            except Exception as exc:
+                return self._no_list(self._failed(exc, self.mcp.cfg.mcp_connect_timeout), child)
             listed, cursor = [], None
-            async with asyncio.timeout(self.mcp.cfg.mcp_list_timeout):
-                for _ in range(MAX_PAGES):
-                    page = await client.list_tools(cursor=cursor)
-                    listed += page.tools
-                    cursor = page.next_cursor
-                    if not cursor:
-                        break
-        except Exception as exc:
-            problem = self._failed(exc, self.mcp.cfg.mcp_list_timeout)
-            child.end(error=problem)
-            if self._rejected():
-                return self.mcp.remember(self._key, problem)
-            self.mcp.down(problem)  # no list, no tools: an outage even on a live connection (a list that hangs)
-            return problem
+            try:
+                async with asyncio.timeout(self.mcp.cfg.mcp_list_timeout):
+                    for _ in range(MAX_PAGES):
+                        page = await client.list_tools(cursor=cursor)
+                        listed += page.tools
+                        cursor = page.next_cursor
+                        if not cursor:
+                            break
+            except Exception as exc:
+                problem = self._failed(exc, self.mcp.cfg.mcp_list_timeout)
+                if isinstance(exc, TimeoutError) and not self._down:  # it answers, but never lists: no use
+                    self._down = True
+                    self.mcp.down(problem)
+                return self._no_list(problem, child)
+        except BaseException:
+            child.end(error="cancelled")
+            raise
         tools = tools_from_listing(listed)
         child.end(outputs={"tools": len(tools)})
         self.mcp.up()
         return self.mcp.remember(self._key, tools)
+
+    def _no_list(self, problem: str, child: Any) -> str:
+        """A failed list. An outage (recorded by _failed) makes every run skip MCP for a while; anything
+        else is this token's alone: a rejected token for mcp_tools_ttl, an error answer for mcp_retry_after."""
+        child.end(error=problem)
+        if self._down:
+            return problem
+        ttl = None if self._rejected() else self.mcp.cfg.mcp_retry_after
+        return self.mcp.remember(self._key, problem, ttl=ttl)
 
     async def call(self, tool: McpTool, args: dict) -> CallResult:
         """Call `tool` on the server. A failure is an error result saying whether it may have taken effect;
@@ -314,6 +336,9 @@ class McpSession:
             result = await self._call_once(tool, args)
         except McpFailure as exc:
             result = CallResult(str(exc), True)
+        except BaseException:
+            child.end(error="cancelled")
+            raise
         log(logger, logging.DEBUG, "MCP tool called", tool=tool.remote, is_error=result.is_error,
             duration_ms=round((time.monotonic() - started) * 1000, 2))
         child.end(outputs={"is_error": result.is_error}, error="tool error" if result.is_error else None)
@@ -332,10 +357,13 @@ class McpSession:
                     result = await client.call_tool(tool.remote, args)
             except Exception as exc:
                 problem = self._failed(exc, timeout)
-                # A timeout leaves the session usable but the call's fate unknown: never repeated.
-                if retry and not isinstance(exc, TimeoutError) and self._may_reconnect():
-                    retry = False
-                    continue
+                # A timeout leaves the session usable but the call's fate unknown: never repeated. Anything
+                # else (a dead connection, a session the server lost in a restart) ends this connection.
+                if not isinstance(exc, TimeoutError):
+                    await self._drop()
+                    if retry and self._connections < self.mcp.cfg.mcp_connections_per_run:
+                        retry = False
+                        continue
                 if tool.read_only:
                     raise McpFailure(f"{problem}; {tool.remote} could not be completed.") from None
                 raise McpFailure(f"{problem} during {tool.remote}: the call may have taken effect; check "
@@ -343,8 +371,15 @@ class McpSession:
             self.mcp.up()
             return CallResult(result_text(result), bool(result.is_error))
 
-    def _may_reconnect(self) -> bool:
-        return self._conn is None or not self._conn.alive
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            await self._conn.close(wait=0)
+            self._conn = None
+
+    @property
+    def _outage(self) -> bool:
+        """The last failure is the server's or the network's (no live connection, or a 5xx), not the token's."""
+        return (self._conn is None or not self._conn.alive or (self._status or 0) >= 500) and not self._rejected()
 
     async def _client(self) -> Client:
         if self._conn is not None and self._conn.alive:
@@ -363,14 +398,14 @@ class McpSession:
         return self._status in (401, 403)
 
     def _failed(self, exc: BaseException, timeout: float) -> str:
-        """Why `exc` happened, in one line. A lost or refused connection (not a rejected token) is an outage,
-        the app's to record; an error answer on a live connection, or a slow call, is not."""
+        """Why `exc` happened, in one line. A lost or refused connection is an outage, the app's to record;
+        a rejected token, an error answer on a live connection or a slow call is not."""
         if isinstance(exc, McpFailure):
             return str(exc)
-        if self._conn is not None:
-            self._status = self._conn.status  # a dead connection is closed by the next _client()
+        self._status = self._conn.status if self._conn is not None else None  # a dead one: closed by _client()
         problem = describe(exc, self._status, timeout)
-        if not self._rejected() and self._may_reconnect():
+        self._down = self._outage
+        if self._down:
             self.mcp.down(problem)
         return problem
 

@@ -9,7 +9,7 @@ import pytest
 from agent_backend.context import CTX
 from tests.support.cli import eventually, run_bash
 from tests.support.standins.anthropic import Reply, tool_result_text
-from tests.support.standins.mcp import Call
+from tests.support.standins.mcp import Call, McpStandIn
 
 LIST = "mcp__seqera__platform_list_workflows"
 LAUNCH = "mcp__seqera__platform_launch_workflow"
@@ -149,6 +149,7 @@ async def test_two_users_at_once_see_only_their_own_data(service, alice, bob, mc
 async def test_a_turn_without_a_call_costs_no_mcp_request_while_the_list_is_cached(service, alice, mcp):
     service.anthropic.script(Reply.text("first"), Reply.text("second"))
     await alice.turn(await alice.create_session(), "hello", tools=run_bash)
+    await eventually(lambda: service.app[CTX].mcp.open_connections == 0, what="the first run's MCP session closed")
     before = mcp.requests
     await alice.turn(await alice.create_session(), "hello again", tools=run_bash)
     assert LIST in tool_names(service.anthropic.message_requests[-1])  # alice's tools, from the cache
@@ -170,7 +171,7 @@ async def test_the_meta_tool_shape_works_too(service, alice, mcp):
 async def test_mcp_trouble_never_takes_a_run_down(make_service, mcp, trouble, caplog):
     service = await make_service(env_overrides={"SEQERA_MCP_URL": mcp.url}, mcp_connect_timeout=1.0,
                                  mcp_list_timeout=1.0)
-    mcp.go_down(trouble)
+    await asyncio.to_thread(mcp.go_down, trouble)  # in a thread: the service runs on this test's loop
     alice = service.cli(service.sentinels.alice_token)
     service.anthropic.script(Reply.tool_use("execute_bash_local", {"command": "echo local"}), Reply.text("done"),
                              Reply.text("again"))
@@ -183,7 +184,7 @@ async def test_mcp_trouble_never_takes_a_run_down(make_service, mcp, trouble, ca
     await alice.turn(sid, "and now?", tools=run_bash)
     warnings = [r for r in caplog.records if r.getMessage() == "Seqera MCP unavailable"]
     assert len(warnings) == 1  # logged once, when it started
-    mcp.come_up()
+    await asyncio.to_thread(mcp.come_up)
     await eventually(lambda: service.app[CTX].mcp.open_connections == 0, what="no MCP connection left open")
 
 
@@ -195,7 +196,17 @@ async def test_a_token_mcp_rejects_is_told_to_the_model(service, alice, mcp, pla
     assert "rejected the access token (HTTP 401)" in system_of(service.anthropic.message_requests[0])
 
 
-async def test_a_server_restart_mid_run_reconnects_once(service, alice, mcp):
+@pytest.mark.parametrize("legacy", [False, True], ids=["2026-protocol", "2025-stateful-session"])
+async def test_a_server_restart_mid_run_reconnects_once(make_service, platform_standin, legacy):
+    mcp = McpStandIn(platform_standin, legacy=legacy).start()
+    try:
+        await restart_mid_run(await make_service(env_overrides={"SEQERA_MCP_URL": mcp.url}), mcp)
+    finally:
+        await asyncio.to_thread(mcp.stop)
+
+
+async def restart_mid_run(service, mcp):
+    alice = service.cli(service.sentinels.alice_token)
     service.anthropic.script(Reply.tool_use(LIST, {"workspace": "w"}), Reply.tool_use(LIST, {"workspace": "w"}),
                              Reply.text("both listed"))
 
@@ -203,8 +214,8 @@ async def test_a_server_restart_mid_run_reconnects_once(service, alice, mcp):
     stream = await alice.open_events(sid)
     assert (await alice.send(sid, "list twice")).status == 200
     await stream.until(lambda e: e.type == "tool-result")
-    mcp.go_down("refuse")
-    mcp.come_up()  # a new server: the run's MCP session is gone
+    await asyncio.to_thread(mcp.go_down, "refuse")
+    await asyncio.to_thread(mcp.come_up)  # a new server: the run's MCP session is gone
     await alice.follow(sid, stream, tools=run_bash)
     await stream.close()
     results = [p["result"] for p in stream.parts() if p["type"] == "tool-result"]
@@ -296,3 +307,18 @@ async def test_runs_of_one_token_starting_together_share_one_tool_list(service, 
     await asyncio.gather(ask(), ask(), ask())
     assert mcp.list_requests == 1
     assert await eventually(lambda: service.app[CTX].mcp.listing == {}, what="no list left in flight")
+
+
+async def test_a_later_turn_without_tools_gets_the_earlier_calls_as_text(make_service, mcp):
+    service = await make_service(env_overrides={"SEQERA_MCP_URL": mcp.url}, mcp_tools_ttl=0.0)  # list each turn
+    alice = service.cli(service.sentinels.alice_token)
+    service.anthropic.script(Reply.tool_use(LIST, {"workspace": "w"}), Reply.text("one failed"), Reply.text("ok"))
+    sid = await alice.create_session(local_execution=False)
+    await alice.turn(sid, "my runs?")
+    await asyncio.to_thread(mcp.go_down, "refuse")  # no Platform tools on the next turn: no tools at all
+    await alice.turn(sid, "and now?")
+    last = service.anthropic.message_requests[-1].json
+    assert not last.get("tools")
+    blocks = [b for m in last["messages"] for b in m["content"] if isinstance(b, dict)]
+    assert {b["type"] for b in blocks} == {"text"}  # the Messages API refuses tool blocks without tools
+    assert "alice_rnaseq_nightly" in str(blocks)

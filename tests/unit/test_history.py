@@ -2,7 +2,7 @@
 accepts, and nothing anyone wrote is lost."""
 from __future__ import annotations
 
-from agent_backend.history import INTERRUPTED_RESULT, build_history
+from agent_backend.history import INTERRUPTED_RESULT, build_history, without_tools
 from agent_backend.queries import Message
 
 
@@ -74,3 +74,13 @@ def test_a_result_without_its_call_is_dropped():
 def test_nothing_stored_is_an_empty_conversation():
     assert build_history([]) == []
     assert build_history([msg("assistant", text("a"))]) == []
+
+
+def test_without_tools_the_calls_and_results_become_text():
+    history = build_history([msg("user", text("q")), msg("assistant", text("looking"), call("t1")),
+                             msg("user", result("t1", "3 runs")), msg("user", text("and?"))])
+    flat = without_tools(history)
+    assert [m["role"] for m in flat] == [m["role"] for m in history]
+    assert all(b["type"] == "text" for m in flat for b in m["content"])
+    assert flat[1]["content"][1]["text"] == '[called bash_local with {"command": "ls"}]'
+    assert flat[2]["content"][0]["text"] == "[result: 3 runs]"

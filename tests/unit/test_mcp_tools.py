@@ -45,4 +45,4 @@ def test_a_failure_is_one_line_that_names_the_cause():
     assert describe(Exception("x"), 401) == "Seqera MCP rejected the access token (HTTP 401)"
     assert describe(Exception("x"), 503) == "Seqera MCP answered HTTP 503"
     assert describe(TimeoutError(), None, 5.0) == "Seqera MCP did not answer within 5 s"
-    assert describe(ValueError("odd"), None) == "Seqera MCP failed (ValueError: odd)"
+    assert describe(ValueError("odd\nserver text"), None) == "Seqera MCP failed (ValueError)"

@@ -5,6 +5,8 @@
     service env: SEQERA_MCP_URL=mcp.url       # (= http://127.0.0.1:<port>/mcp)
     mcp.calls                                 # [Call(user, tool, args)], in order
     mcp.requests, mcp.list_requests           # how many HTTP requests came in; how many were tools/list
+    McpStandIn(platform, legacy=True)         # refuses the 2026 protocol's server/discover: clients fall back
+                                              # to the 2025 handshake, a stateful session a restart loses
     mcp.go_down("5xx") / go_down("hang")      # every request answers 503 / is held until come_up()
     mcp.go_down("refuse")                     # stops listening; come_up() starts a NEW server on the
                                               # same port (its sessions are gone, as after a restart)
@@ -78,9 +80,29 @@ class _Tokens:
         return AccessToken(token=token, client_id=str(user["userName"]), scopes=[])
 
 
+async def _plain(send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive):
+    """An ASGI request's whole body, and a `receive` that hands it on to the app unchanged."""
+    messages, body = [], b""
+    while True:
+        message = await receive()
+        messages.append(message)
+        body += message.get("body", b"")
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay():
+        return messages.pop(0) if messages else await receive()
+    return body, replay
+
+
 class McpStandIn:
-    def __init__(self, platform: PlatformStandIn, port: int = 0):
-        self.platform = platform
+    def __init__(self, platform: PlatformStandIn, port: int = 0, *, legacy: bool = False):
+        self.platform, self.legacy = platform, legacy
         self._sock = _listening_socket(port)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/mcp"
@@ -177,23 +199,15 @@ class McpStandIn:
                 while standin.mode == "hang":
                     await asyncio.sleep(0.05)
                 if standin.mode == "5xx":
-                    await send({"type": "http.response.start", "status": 503,
-                                "headers": [(b"content-type", b"text/plain")]})
-                    await send({"type": "http.response.body", "body": b"unavailable"})
-                    return
+                    return await _plain(send, 503, b"unavailable")
                 if scope.get("path") == "/mcp" and scope.get("method") == "POST":
-                    receive = standin._listing_recorder(receive)
+                    body, receive = await _read_body(receive)
+                    if b'"tools/list"' in body:
+                        standin.list_requests += 1
+                    if standin.legacy and b'"server/discover"' in body:
+                        return await _plain(send, 404, b"")  # a 2025-era server: the client falls back
             await app(scope, receive, send)
         return gate
-
-    def _listing_recorder(self, receive):
-        """Counts tools/list requests (the body is passed on untouched)."""
-        async def wrapped():
-            message = await receive()
-            if b'"tools/list"' in message.get("body", b""):
-                self.list_requests += 1
-            return message
-        return wrapped
 
     # --- running it -------------------------------------------------------------------------------
 
