@@ -176,3 +176,14 @@ async def test_a_platform_question_is_answered_through_seqera_mcp_then_continued
     assert second.returncode == 0, f"stdout:\n{second.stdout}\nstderr:\n{second.stderr}"
     resumed = str(anthropic_standin.message_requests[-1].json["messages"])
     assert "alice_rnaseq_nightly" in resumed and "What was that run called?" in resumed
+
+
+async def test_headless_approves_a_platform_change_as_it_does_local_commands(service_process, seqera, mcp,
+                                                                            anthropic_standin):
+    proc = service_process({"SEQERA_MCP_URL": mcp.url})
+    launch = {"pipeline": "nf-core/rnaseq", "workspace": "acme/prod"}
+    anthropic_standin.script(Reply.tool_use("mcp__seqera__platform_launch_workflow", launch), Reply.text("Launched."))
+    r = await seqera(proc.url, "ai", "--headless", "--show-tool-results", "Launch nf-core/rnaseq in acme/prod")
+    assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    assert [(c.tool, c.args) for c in mcp.calls] == [("platform_launch_workflow", launch)]
+    assert "alice-launched" in r.stderr  # the launch's result, shown by the CLI

@@ -159,3 +159,16 @@ async def test_a_platform_question_shows_the_tool_and_its_answer(service_process
     screen.keys("C-o")  # unfold the tool's output
     await screen.shows("alice_rnaseq_nightly", "the tool's result, from the user's own Platform")
     assert "APPROVAL REQUIRED" not in screen.screen()  # a read-only tool needs no approval
+
+
+async def test_a_resumed_session_shows_the_platform_tool_call(service_process, seqera, tui, anthropic_standin, mcp):
+    proc = service_process({"SEQERA_MCP_URL": mcp.url})
+    anthropic_standin.script(Reply.tool_use("mcp__seqera__platform_list_workflows", {"workspace": "acme/prod"}),
+                             Reply.text("TUI-RESUMED-PLATFORM: one run failed."))
+    first = await seqera(proc.url, "ai", "--headless", "which of my runs failed?")
+    assert first.returncode == 0, first.stderr
+    screen = tui(proc.url, "-c")
+    await screen.shows("TUI-RESUMED-PLATFORM", "the resumed conversation")
+    await screen.shows("Platform List Workflows", "the Platform tool call in the resumed history")
+    screen.keys("C-o")
+    await screen.shows("alice_rnaseq_nightly", "its result in the resumed history")
