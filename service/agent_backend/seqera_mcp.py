@@ -167,8 +167,8 @@ class SeqeraMcp:
         if len(self._shared) >= MAX_SHARED:
             self._shared.clear()
         if not isinstance(tools, str):
-            fingerprint = tuple((t.name, t.remote, t.description, json.dumps(t.input_schema, sort_keys=True), t.read_only)
-                           for t in tools)
+            fingerprint = tuple((t.name, t.remote, t.description, json.dumps(t.input_schema, sort_keys=True),
+                                 t.read_only) for t in tools)
             tools = self._shared.setdefault(fingerprint, tools)
         self._cache[key] = (time.monotonic() + (self.cfg.mcp_tools_ttl if ttl is None else ttl), tools)
         return tools
