@@ -261,7 +261,8 @@ async def test_each_list_and_call_is_a_child_run_in_langsmith(service, alice, mc
         return wanted <= {r.get("name") for r in ended} and any(not r.get("parent_run_id") for r in ended)
 
     # In a thread: the service runs on this test's event loop.
-    assert await asyncio.to_thread(ls.wait_for_runs, traced), [(r.get("name"), r.get("end_time")) for r in ls.all_runs()]
+    seen = await asyncio.to_thread(ls.wait_for_runs, traced)
+    assert seen, [(r.get("name"), r.get("end_time")) for r in ls.all_runs()]
     [root] = [r for r in ls.root_runs() if r.get("end_time")]
     children = {c["name"]: c for c in ls.children(root["id"])}
     assert wanted <= set(children)
