@@ -56,7 +56,10 @@ Mistakes are stopped before anything reaches the cluster, by `helm template`, `h
   labels, annotations, the `extraOptions*` keys and Kubernetes objects you pass through, and
   `global`, which stays open because a parent chart copies its own globals into it), wrong types, values outside the enums (pull
   policies, `service.type`, `logLevel`, `ingress.defaultPathType`), malformed digests
-  (`sha256:<64 hex>`) and ports out of range (1-65535; `nodePort` 30000-32767).
+  (`sha256:<64 hex>`) and ports out of range (1-65535; `nodePort` 30000-32767). Every key that
+  `values.yaml` sets is required, so a key or section set to `null` (`podSecurityContext: null`,
+  `--set ingress.path=null`: helm deletes such a key) is refused by name; inside an object the table
+  documents as one row (`resources`), `null` still removes a default key.
 - One template (`templates/_validate.tpl`) checks what a schema cannot, for example
   `agent-backend: set database.host`, `agent-backend: set only one of database.password and database.existingSecretName, not both`,
   an incomplete `global.imageCredentials` entry, a `nodePort` with `service.type: ClusterIP`, a
@@ -66,6 +69,21 @@ Mistakes are stopped before anything reaches the cluster, by `helm template`, `h
   `containers`, `initContainers`, `volumes`, `imagePullSecrets`, `type`, `ports`). `helm lint`
   reports the same messages as an `[ERROR]` (helm's lint mode turns `fail` into a log line, so the
   chart raises them as the name of a missing template there).
+
+### Values evaluated as templates
+
+The values marked "Evaluated as a template" are rendered with `tpl` until no template remains, at
+most 5 passes, so a value may refer to another that is a template itself
+(`hosts: ['{{ .Values.global.agentBackendDomain }}']` gets `ai.<platformExternalDomain>`). A value
+that still holds `{{` after that (it refers to itself, or renders a template again) is refused by
+name; a literal `{{` cannot be rendered. A function applied to such a reference works on its text,
+not on its result (`{{ .Values.global.agentBackendDomain | replace "." "-" }}` edits the template,
+which then fails to parse): build from `global.platformExternalDomain` instead. In the sections that are Kubernetes objects (`extraOptionsSpec`,
+`extraOptionsTemplateSpec`, `service.extraOptions`, `ingress.defaultBackend`, `initContainers`,
+`extraVolumes`, `extraVolumeMounts`), a rendered string in a field the Kubernetes schema types
+integer, int-or-string or boolean gets that type (`replicas: '{{ 1 | add 1 }}'` is `2`, not
+`"2"`); string fields, such as an env var's `value` or a `nodeSelector`, keep strings. The field
+table, `templates/_k8s-types.tpl`, is generated from the Kubernetes schemas by `make docs`.
 
 ## Installing the chart
 
@@ -132,7 +150,9 @@ MySQL or MariaDB `mysql` client works).
 
 An image is `[registry/]repository:tag`, or `[registry/]repository:tag@digest` when a digest is set
 (the runtime pulls by digest; the tag stays for people reading the pod). Tags are evaluated as templates; `image.tag` defaults to
-`{{ .chart.AppVersion }}`, the chart's appVersion.
+`{{ .chart.AppVersion }}`, the chart's appVersion. A tag may be a number (`20261130`, `8.4`,
+`--set image.tag=123`) and is used as written; YAML reads `8.10` as the number 8.1, so quote such a
+tag (`"8.10"`).
 
 To pull every image from one private registry, set `global.imageRegistry`: it **replaces** the
 registry of every image the chart uses, whatever each image's own `registry` says (which is used

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Generate the agent-backend chart's values.yaml, values.schema.json and README.md.
+"""Generate the agent-backend chart's values.yaml, values.schema.json and README.md, and the table
+of Kubernetes integer and boolean fields its templates give their type after tpl.
 
 The one source is schema/values.schema.yaml (a draft-07 JSON Schema in YAML with descriptions,
 defaults and `x-` annotations); the README prose comes from schema/chart-readme.md.tpl and the
-chart metadata from charts/agent-backend/Chart.yaml.
+chart metadata from charts/agent-backend/Chart.yaml. templates/_k8s-types.tpl comes from the
+Kubernetes schemas bundled with kubernetes-validate (ci/requirements.txt pins it).
 
-    python schema/generate.py           # write the three files
+    python schema/generate.py           # write the generated files
     python schema/generate.py --check   # exit 1 with a diff when any of them is stale
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ OUTPUTS = {
     "values": CHART / "values.yaml",
     "schema": CHART / "values.schema.json",
     "readme": CHART / "README.md",
+    "k8sTypes": CHART / "templates" / "_k8s-types.tpl",
 }
 WIDTH = 100
 ANNOTATION = re.compile(r"^x-")
@@ -115,8 +118,23 @@ def strip_annotations(node):
     return out
 
 
+def require_defaults(source: dict, schema: dict) -> dict:
+    """`schema` (the stripped copy of `source`) with every property that has a non-null default in
+    values.yaml listed in its object's `required`, recursively. Helm deletes a key set to null (or
+    `--set key=null`) before validating, so this is what refuses `podSecurityContext: null`."""
+    if is_structured(source):
+        names = [key for key, child in source["properties"].items()
+                 if default_of(child) not in (MISSING, None)]
+        if names:
+            schema["required"] = list(dict.fromkeys([*schema.get("required", []), *names]))
+        for key, child in source["properties"].items():
+            require_defaults(child, schema["properties"][key])
+    return schema
+
+
 def render_schema(source: dict) -> str:
-    return json.dumps(strip_annotations(source), indent=2, ensure_ascii=False) + "\n"
+    schema = require_defaults(source, strip_annotations(source))
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,6 +270,88 @@ def render_readme(source: dict, chart: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# templates/_k8s-types.tpl
+
+K8S_VERSION = "1.34.0"  # tests/support/helm.py's KUBE_VERSION
+# The Kubernetes type of each values section that is a Kubernetes object, or a list of them, and is
+# evaluated as a template (the templates pass these names to agent-backend.tpl.typed).
+K8S_SECTION_TYPES = ("io.k8s.api.apps.v1.DeploymentSpec", "io.k8s.api.core.v1.PodSpec",
+                     "io.k8s.api.core.v1.ServiceSpec", "io.k8s.api.networking.v1.IngressBackend",
+                     "io.k8s.api.core.v1.Container", "io.k8s.api.core.v1.Volume",
+                     "io.k8s.api.core.v1.VolumeMount")
+INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+
+
+def k8s_field_kinds() -> dict[str, dict[str, str]]:
+    """{type: {field: kind}} for K8S_SECTION_TYPES and the types they reach, keeping only fields that
+    lead to an integer or boolean. A kind is "int", "bool", "intstr" (IntOrString), another type's
+    short name, "[]<kind>" (a list) or "{}<kind>" (a map's values)."""
+    import kubernetes_validate  # ci/requirements.txt; imported here so the rest needs only PyYAML
+
+    schemas = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    defs = json.loads((schemas / f"v{K8S_VERSION}-local-strict" / "_definitions.json")
+                      .read_text(encoding="utf-8"))["$defs"]
+    fields_of: dict[str, dict[str, str]] = {}
+
+    def kind_of(node: dict):
+        ref = node.get("$ref", "").rsplit("/", 1)[-1]
+        if ref == INT_OR_STRING:
+            return "intstr"
+        if ref:
+            return ref.rsplit(".", 1)[1] if walk(ref) else None
+        types = node.get("type")
+        types = types if isinstance(types, list) else [types]
+        if "integer" in types:
+            return "int"
+        if "boolean" in types:
+            return "bool"
+        for container, prefix in (("items", "[]"), ("additionalProperties", "{}")):
+            if isinstance(node.get(container), dict):
+                inner = kind_of(node[container])
+                return prefix + inner if inner else None
+        return None
+
+    def walk(name: str) -> dict[str, str]:
+        if name not in fields_of:
+            fields_of[name] = {}  # a type that refers to itself adds nothing through itself
+            found = {field: kind for field, sub in sorted(defs[name].get("properties", {}).items())
+                     if (kind := kind_of(sub))}
+            fields_of[name] = found
+        return fields_of[name]
+
+    for root in K8S_SECTION_TYPES:
+        walk(root)
+    table: dict[str, dict[str, str]] = {}
+    for name, found in sorted(fields_of.items()):
+        if not found:
+            continue
+        short = name.rsplit(".", 1)[1]
+        if short in table:
+            raise SourceError(f"two Kubernetes types are both called {short}; the table needs another name")
+        table[short] = found
+    return table
+
+
+def render_k8s_types() -> str:
+    lines = [
+        "{{/* GENERATED by schema/generate.py from the Kubernetes " + K8S_VERSION + " schemas (kubernetes-validate):",
+        "     do not edit. The fields of the Kubernetes types of the chart's templated sections that are",
+        "     integer, boolean or int-or-string, directly or below. */}}",
+        "",
+        "{{/* agent-backend.k8s.types: takes nothing; returns JSON {type: {field: kind}}, kind one of int, bool,"
+        " intstr, a type, []kind (list), {}kind (map values). */}}",
+        '{{- define "agent-backend.k8s.types" -}}',
+        "{",
+    ]
+    table = k8s_field_kinds()
+    for i, (name, found) in enumerate(table.items()):
+        comma = "," if i < len(table) - 1 else ""
+        lines.append(f"{json.dumps(name)}: {json.dumps(found, separators=(',', ':'))}{comma}")
+    lines += ["}", "{{- end -}}", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
 
 def render_all() -> dict[str, str]:
     source = load_source()
@@ -263,6 +363,7 @@ def render_all() -> dict[str, str]:
         "values": render_values(source),
         "schema": render_schema(source),
         "readme": render_readme(source, chart),
+        "k8sTypes": render_k8s_types(),
     }
 
 

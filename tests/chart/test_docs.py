@@ -63,10 +63,11 @@ class TestGeneratedDocs:
 
     def test_should_regenerate_the_committed_files_byte_for_byte(self, tree):
         assert run_generator(tree).returncode == 0
-        for name in ("values.yaml", "values.schema.json", "README.md"):
+        for name in ("values.yaml", "values.schema.json", "README.md", "templates/_k8s-types.tpl"):
             assert (tree / "charts" / "agent-backend" / name).read_bytes() == (paths.CHART / name).read_bytes(), name
 
-    @pytest.mark.parametrize("target", ["values.yaml", "values.schema.json", "README.md"])
+    @pytest.mark.parametrize("target", ["values.yaml", "values.schema.json", "README.md",
+                                        "templates/_k8s-types.tpl"])
     def test_should_detect_a_hand_edited_output(self, tree, target):
         out = tree / "charts" / "agent-backend" / target
         out.write_text(out.read_text() + "\n# hand edit\n" if target != "values.schema.json"

@@ -70,6 +70,23 @@ class TestWaitForMySQLImage:
         assert k8s.wait_container(objs)["image"] == "mysql:8.4"
 
 
+class TestNumericTags:
+    """A tag YAML reads as a number (or --set reads as an integer) is the tag as written, a string."""
+
+    def test_should_use_numbers_in_a_values_file_as_written(self, helm):
+        objs = h.render(files=[h.TEST_VALUES / "numeric-image-tags.yaml"], helm=helm)
+        assert k8s.app_container(objs)["image"] == "private/nf-tower-enterprise/agent-backend:20261130"
+        assert k8s.wait_container(objs)["image"] == "mysql:8.4"
+
+    def test_should_use_an_integer_set_on_the_command_line_as_written(self, helm):
+        objs = h.render(k8s.values(), helm=helm, set_=["image.tag=123"])
+        assert k8s.app_container(objs)["image"] == "private/nf-tower-enterprise/agent-backend:123"
+
+    def test_should_print_numeric_tags_in_the_notes(self):
+        text = h.notes(files=[h.TEST_VALUES / "numeric-image-tags.yaml"])
+        assert "agent-backend:20261130" in text and "mysql:8.4" in text
+
+
 class TestGlobalImageRegistry:
     def test_should_re_point_every_chart_image(self):
         objs = h.render(k8s.values({"global": {"imageRegistry": "mirror.internal"},

@@ -107,3 +107,79 @@ class TestTemplateKeys:
     def test_should_evaluate_as_a_template(self, key):
         values, read, expected = CASES[key]
         assert read(h.render(k8s.values(values))) == expected
+
+
+class TestEvaluatedToTheEnd:
+    """A value that refers to another template (global.agentBackendDomain and global.mcpDomain are
+    printf templates on global.platformExternalDomain) is evaluated until no template remains."""
+
+    FILE = h.TEST_VALUES / "templates-to-the-end.yaml"
+
+    def test_should_render_the_domains_wherever_they_are_referred_to(self, helm):
+        objs = h.render(files=[self.FILE], helm=helm)
+        ai, mcp = "ai.platform.example.com", "mcp.platform.example.com"
+        ingress = objs.get("Ingress")
+        assert ingress["spec"]["tls"][0]["hosts"] == [ai, f"x.{ai}"]
+        assert [r["host"] for r in ingress["spec"]["rules"]] == [ai, f"x.{ai}"]
+        assert k8s.annotations(ingress)["example.com/mcp-host"] == mcp
+        assert k8s.labels(ingress)["example.com/host"] == ai
+        pod = objs.get("Deployment")["spec"]["template"]["metadata"]
+        assert pod["labels"]["example.com/host"] == ai
+        assert pod["annotations"]["example.com/mcp-url"] == f"https://{mcp}/mcp"
+        assert objs.get("ConfigMap", f"{h.RELEASE}-domains")["data"]["host"] == ai
+        assert "{{" not in objs.text
+
+    @staticmethod
+    def chain(length: int) -> dict:
+        """podLabels l1 -> l2 -> ... -> l<length> = "end": l1 needs length - 1 passes of tpl."""
+        labels = {f"l{i}": f"{{{{ .Values.podLabels.l{i + 1} }}}}" for i in range(1, length)}
+        return {"podLabels": {**labels, f"l{length}": "end"}}
+
+    def test_should_follow_a_chain_of_five_templates(self):
+        objs = h.render(k8s.values(self.chain(6)))
+        assert objs.get("Deployment")["spec"]["template"]["metadata"]["labels"]["l1"] == "end"
+
+    def test_should_refuse_a_chain_longer_than_the_passes_naming_the_key(self):
+        with pytest.raises(h.HelmError) as e:
+            h.render(k8s.values(self.chain(7)))
+        assert "podLabels.l1 still holds a template after 5 passes" in e.value.stderr
+        assert "podLabels.l2" not in e.value.stderr  # l2 needs five passes: it renders
+
+
+class TestTemplatedNumbers:
+    """A templated value in a field the Kubernetes schema types integer, int-or-string or boolean
+    gets that type; a string field keeps a string, digits or not (templated-numbers.yaml)."""
+
+    FILE = h.TEST_VALUES / "templated-numbers.yaml"
+
+    def test_should_type_the_fields_of_every_templated_section(self, helm):
+        objs = h.render(files=[self.FILE], helm=helm)  # validated: "2" for replicas would fail
+        spec = objs.get("Deployment")["spec"]
+        assert (spec["replicas"], spec["revisionHistoryLimit"]) == (2, 3)
+        assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": "25%"}
+        pod = k8s.pod(objs)
+        assert (pod["terminationGracePeriodSeconds"], pod["enableServiceLinks"]) == (30, False)
+        init = k8s.init_containers(objs)[0]
+        assert init["securityContext"]["runAsUser"] == 101
+        assert init["securityContext"]["allowPrivilegeEscalation"] is False
+        volume = [v for v in pod["volumes"] if v["name"] == "settings"][0]
+        assert volume["configMap"]["defaultMode"] == 420
+        mount = [m for m in k8s.app_container(objs)["volumeMounts"] if m["name"] == "settings"][0]
+        assert mount["readOnly"] is True
+        assert objs.get("Service")["spec"]["publishNotReadyAddresses"] is True
+        assert objs.get("Ingress")["spec"]["defaultBackend"]["service"]["port"]["number"] == 80
+
+    def test_should_keep_strings_where_kubernetes_wants_strings(self):
+        objs = h.render(files=[self.FILE])
+        assert k8s.pod(objs)["nodeSelector"]["example.com/pool"] == "7"
+        assert k8s.init_containers(objs)[0]["env"] == [{"name": "PORT", "value": "80"}]
+
+    def test_should_name_only_types_the_generated_table_knows(self):
+        """A section typed with a name the table lacks would silently stay untyped."""
+        table = (paths.CHART / "templates" / "_k8s-types.tpl").read_text()
+        types = set(re.findall(r'^"(\w+)": ', table, re.MULTILINE))
+        used = set()
+        for template in (paths.CHART / "templates").glob("*"):
+            used |= set(re.findall(r'"agent-backend\.tpl\.typed" \(dict .*?"type" "(?:\[\])?(\w+)"',
+                                   template.read_text()))
+        assert used and used <= types, used - types

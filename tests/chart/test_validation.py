@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support import helm as h
 from tests.support import k8s, paths
@@ -23,9 +24,25 @@ def expectations(case: Path) -> list[str]:
     return EXPECT.findall(case.read_text())
 
 
+HELM4_MISSING = re.compile(r"at '(/?[^']*)': missing propert(?:y|ies) ((?:'[^']+'(?:, )?)+)")
+HELM3_MISSING = re.compile(r"^- (\S+): (\S+) is required$", re.MULTILINE)
+
+
+def dotted(section: str, *names: str) -> str:
+    """'ingress', 'path' -> 'ingress.path'; the root section ('' or '(root)') adds nothing."""
+    return ", ".join(f"{section}.{n}" if section not in ("", "(root)") else n for n in names)
+
+
 def normalise(stderr: str) -> str:
     """helm 4 reports schema paths as JSON pointers ('/a/b/0'); helm 3 as dotted (a.b.0).
-    Append the dotted form of every pointer so one expectation works for both."""
+    Append the dotted form of every pointer so one expectation works for both. A required key
+    that is missing (helm deletes a key set to null) is named by section and property
+    (helm 4: "at '/ingress': missing property 'path'", helm 3: "ingress: path is required"):
+    append its dotted path (ingress.path) too."""
+    names = re.compile(r"'([^']+)'")
+    stderr = HELM4_MISSING.sub(
+        lambda m: f"{m[0]} ({dotted(m[1].removeprefix('/').replace('/', '.'), *names.findall(m[2]))})", stderr)
+    stderr = HELM3_MISSING.sub(lambda m: f"{m[0]} ({dotted(m[1], m[2])})", stderr)
     return re.sub(r"'(/[^']*)'", lambda m: f"{m[0]} ({m[1][1:].replace('/', '.')})", stderr)
 
 
@@ -126,3 +143,70 @@ class TestRequirementChecks:
 
     def test_should_report_nothing_for_the_required_values(self):
         assert "0 chart(s) failed" in h.lint(files=[REQUIRED])
+
+
+def documented_keys(schema: dict, values: dict, prefix: str = ""):
+    """(key, default) for every key of values.yaml down to the depth the values table documents it
+    (a section's children, not the inside of an object documented as one row, like resources)."""
+    for key, default in values.items():
+        node = schema["properties"][key]
+        yield prefix + key, default
+        if isinstance(default, dict) and "properties" in node and not node.get("x-doc-leaf"):
+            yield from documented_keys(node, default, f"{prefix}{key}.")
+
+
+SOURCE_SCHEMA = yaml.safe_load((paths.ROOT / "schema" / "values.schema.yaml").read_text())
+CHART_VALUES = yaml.safe_load((paths.CHART / "values.yaml").read_text())
+KEYS = dict(documented_keys(SOURCE_SCHEMA, CHART_VALUES))
+SECTIONS = sorted(k for k, default in KEYS.items() if isinstance(default, dict))
+LEAVES = sorted(k for k, default in KEYS.items() if default is not None and not isinstance(default, dict))
+GO_ERRORS = ("nil pointer", "executing", "error calling", "wrong type")
+
+
+def set_null(*keys: str) -> dict:
+    """Values that set each dotted key to null (helm deletes such a key before anything else)."""
+    out: dict = {}
+    for key in keys:
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = None
+    return out
+
+
+class TestNullValues:
+    """A key set to null (`podSecurityContext: null`, `--set ingress.path=null`) is refused by name
+    before any template runs: never a nil pointer in a template or an error inside NOTES."""
+
+    def test_should_know_the_sections_and_leaves(self):
+        assert {"podSecurityContext", "startupProbe.httpGet", "initContainerDependencies.waitForMySQL.image",
+                "ingress", "service.http", "global"} <= set(SECTIONS)
+        assert {"ingress.path", "image.tag", "database.host"} <= set(LEAVES)
+
+    @pytest.mark.parametrize("key", SECTIONS)
+    def test_should_refuse_a_null_section_naming_it(self, key, helm):
+        # the Ingress on, so that its keys are used
+        values = k8s.merge(k8s.values({"ingress": {"enabled": True}}), set_null(key))
+        with pytest.raises(h.HelmError) as e:
+            h.render(values, helm=helm)
+        message = normalise(e.value.stderr)
+        assert key in message and not any(g in message for g in GO_ERRORS), message
+
+    def test_should_refuse_every_null_leaf_naming_each(self, helm):
+        with pytest.raises(h.HelmError) as e:
+            h.render(k8s.merge(k8s.values({"ingress": {"enabled": True}}), set_null(*LEAVES)), helm=helm)
+        message = normalise(e.value.stderr)
+        assert not any(g in message for g in GO_ERRORS), message
+        assert not [k for k in LEAVES if k not in message], message
+
+    @pytest.mark.parametrize("key", ["ingress.path", "podSecurityContext"])
+    def test_should_refuse_a_null_set_on_the_command_line(self, key, helm):
+        with pytest.raises(h.HelmError) as e:
+            h.render(k8s.values({"ingress": {"enabled": True}}), helm=helm, set_=[f"{key}=null"])
+        assert key in normalise(e.value.stderr), e.value.stderr
+
+    def test_should_keep_null_as_the_way_to_drop_a_default_resource(self):
+        """Inside an object documented as one row (resources), null still removes a default key."""
+        objs = h.render(k8s.values(set_null("dbMigrationInitContainer.resources.requests")))
+        assert "requests" not in k8s.migration_container(objs)["resources"]

@@ -5,9 +5,18 @@
 {{- $registry := .context.Values.global.imageRegistry | default .image.registry | default "" | trimSuffix "/" -}}
 {{- $repository := .image.repository -}}
 {{- $name := ternary (printf "%s/%s" $registry $repository) $repository (ne $registry "") -}}
-{{- $tag := include "agent-backend.tpl.withChart" (dict "value" (.image.tag | default "") "context" .context) | default (toString .context.Chart.AppVersion) -}}
+{{- $tag := include "agent-backend.tpl.withChart" (dict "value" (include "agent-backend.images.tagText" .image.tag) "context" .context) | default (toString .context.Chart.AppVersion) -}}
 {{- printf "%s:%s" $name $tag -}}
 {{- with .image.digest -}}@{{ . }}{{- end -}}
+{{- end -}}
+
+{{/* agent-backend.images.tagText: takes an image tag (a string, a number or nil); returns it as text: a whole number as its digits (20261130, never 2.026113e+07), another number in its shortest form (8.4), nil as "". */}}
+{{- define "agent-backend.images.tagText" -}}
+{{- if and (kindIs "float64" .) (eq (floor .) .) -}}
+{{- printf "%.0f" . -}}
+{{- else if not (kindIs "invalid" .) -}}
+{{- toString . -}}
+{{- end -}}
 {{- end -}}
 
 {{/* agent-backend.images.secretNames: takes a list of pull secrets (names or {name: ...} maps); returns the names as a YAML list. */}}

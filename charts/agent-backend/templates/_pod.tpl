@@ -31,7 +31,7 @@
 {{- $_ := set $spec "securityContext" (include "agent-backend.pod.securityContext" .Values.podSecurityContext | fromYaml) -}}
 {{- end -}}
 {{- with .Values.extraOptionsTemplateSpec -}}
-{{- $spec = mergeOverwrite $spec (include "agent-backend.tpl.render" (dict "value" . "context" $) | fromYaml) -}}
+{{- $spec = mergeOverwrite $spec (include "agent-backend.tpl.typed" (dict "value" . "type" "PodSpec" "context" $) | fromYaml) -}}
 {{- end -}}
 {{- toYaml $spec -}}
 {{- end -}}

@@ -3,6 +3,7 @@
 {{/* agent-backend.validate.messages: takes the root context; returns every requirement failure, one "agent-backend: ..." message per line ("" when the values are usable). */}}
 {{- define "agent-backend.validate.messages" -}}
 {{- list
+  (include "agent-backend.validate.templates" .)
   (include "agent-backend.validate.database" .)
   (include "agent-backend.validate.credentials" .)
   (include "agent-backend.validate.images" .)
@@ -274,6 +275,54 @@ agent-backend: set dbMigrationInitContainer.command (default ["./init.sh"])
 {{- $obj := include "agent-backend.tpl.render" (dict "value" $item "context" $) | fromYaml -}}
 {{- if or (hasKey $obj "Error") (not $obj.apiVersion) (not $obj.kind) (not (($obj.metadata | default dict).name)) -}}
 {{- $errors = append $errors (printf "agent-backend: extraDeploy[%d] must be one Kubernetes object with apiVersion, kind and metadata.name" $i) -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
+
+{{/* agent-backend.validate.templates: takes the root context; returns, for each value evaluated as a template that still holds "{{" after agent-backend.tpl.passes passes of tpl, a message naming its key, one per line. */}}
+{{- define "agent-backend.validate.templates" -}}
+{{- $v := .Values -}}
+{{- $values := dict
+  "global.platformExternalDomain" $v.global.platformExternalDomain
+  "global.agentBackendDomain" $v.global.agentBackendDomain
+  "global.mcpDomain" $v.global.mcpDomain
+  "service.extraOptions" $v.service.extraOptions
+  "initContainers" $v.initContainers
+  "extraOptionsSpec" $v.extraOptionsSpec
+  "extraOptionsTemplateSpec" $v.extraOptionsTemplateSpec
+  "extraVolumes" $v.extraVolumes
+  "extraVolumeMounts" $v.extraVolumeMounts
+  "ingress.defaultBackend" $v.ingress.defaultBackend
+  "ingress.tls" $v.ingress.tls -}}
+{{- range $probe := list "startupProbe" "readinessProbe" "livenessProbe" -}}
+{{- $_ := set $values (printf "%s.httpGet.port" $probe) (toString (get (get $v $probe).httpGet "port")) -}}
+{{- end -}}
+{{- $maps := dict "podLabels" $v.podLabels "podAnnotations" $v.podAnnotations "ingress.annotations" $v.ingress.annotations "ingress.extraLabels" $v.ingress.extraLabels "secretLabels" $v.secretLabels "secretAnnotations" $v.secretAnnotations "configMapLabels" $v.configMapLabels "configMapAnnotations" $v.configMapAnnotations "serviceAccount.annotations" $v.serviceAccount.annotations -}}
+{{- range $path, $map := $maps -}}
+{{- range $key, $value := ($map | default dict) -}}
+{{- $_ := set $values (printf "%s.%s" $path $key) $value -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $h := ($v.ingress.extraHosts | default list) -}}
+{{- range $field := list "host" "serviceName" "portNumber" -}}
+{{- $_ := set $values (printf "ingress.extraHosts[%d].%s" $i $field) (get $h $field) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $item := ($v.extraDeploy | default list) -}}
+{{- $_ := set $values (printf "extraDeploy[%d]" $i) $item -}}
+{{- end -}}
+{{- $rendered := dict -}}
+{{- range $path, $value := $values -}}
+{{- $_ := set $rendered $path (include "agent-backend.tpl.render" (dict "value" $value "context" $)) -}}
+{{- end -}}
+{{- range $path, $image := dict "image.tag" $v.image "initContainerDependencies.waitForMySQL.image.tag" $v.initContainerDependencies.waitForMySQL.image -}}
+{{- $_ := set $rendered $path (include "agent-backend.tpl.withChart" (dict "value" (include "agent-backend.images.tagText" $image.tag) "context" $)) -}}
+{{- end -}}
+{{- $errors := list -}}
+{{- range $path, $out := $rendered -}}
+{{- if contains "{{" $out -}}
+{{- $errors = append $errors (printf "agent-backend: %s still holds a template after %s passes of tpl (it renders \"{{\" again, or refers to itself); make it render to plain text" $path (include "agent-backend.tpl.passes" $)) -}}
 {{- end -}}
 {{- end -}}
 {{- join "\n" $errors -}}
