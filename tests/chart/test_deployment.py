@@ -80,9 +80,25 @@ class TestServiceAccount:
         assert k8s.pod(objs)["serviceAccountName"] == sa["metadata"]["name"]
         assert sa.get("automountServiceAccountToken", True) is True
 
+    def test_should_use_an_existing_service_account_it_does_not_render(self):
+        """As upstream 0.1.4: a name alone means a ServiceAccount made beforehand (IRSA, Workload Identity)."""
+        objs = h.render(k8s.values({"serviceAccount": {"name": "agent-irsa",
+                                                       "imagePullSecretNames": ["team-registry"]}}))
+        assert not objs.of_kind("ServiceAccount")
+        assert k8s.pod(objs)["serviceAccountName"] == "agent-irsa"
+        assert {"name": "team-registry"} in k8s.pod(objs)["imagePullSecrets"]
+
+    def test_should_create_one_named_after_the_release_without_a_name(self):
+        for create in (False, True):
+            objs = h.render(k8s.values({"serviceAccount": {"create": create}}))
+            sa = objs.get("ServiceAccount")
+            assert sa["metadata"]["name"] == objs.get("Deployment")["metadata"]["name"]
+            assert k8s.pod(objs)["serviceAccountName"] == sa["metadata"]["name"]
+
     def test_should_apply_name_annotations_and_automount(self):
         objs = h.render(k8s.values({"serviceAccount": {
-            "name": "agent-sa", "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"},
+            "name": "agent-sa", "create": True,
+            "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"},
             "automountServiceAccountToken": False}}))
         sa = objs.get("ServiceAccount", "agent-sa")
         assert k8s.annotations(sa)["eks.amazonaws.com/role-arn"] == "arn:aws:iam::1:role/x"

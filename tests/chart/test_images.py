@@ -23,6 +23,11 @@ class TestAppImage:
                                               "tag": "1.2.3"}}))
         assert k8s.app_container(objs)["image"] == "cr.example.com/seqera/ab:1.2.3"
 
+    def test_should_accept_a_registry_port_in_the_repository(self):
+        """A ':' before the last '/' is a registry port, not a tag (a tag there is refused: invalid/)."""
+        objs = h.render(k8s.values({"image": {"repository": "localhost:5000/seqera/ab", "tag": "1.2.3"}}))
+        assert k8s.app_container(objs)["image"] == "localhost:5000/seqera/ab:1.2.3"
+
     def test_should_treat_an_empty_tag_as_the_app_version(self):
         objs = h.render(k8s.values({"image": {"tag": ""}}))
         assert k8s.app_container(objs)["image"].endswith(f":{APP_VERSION}")

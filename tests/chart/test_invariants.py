@@ -63,10 +63,14 @@ class TestInvariants:
         assert len(ann["checksum/secret"]) == 64
         assert ann["checksum/config"] != ann["checksum/secret"]
 
-    def test_should_use_a_service_account_it_renders(self, values_file):
+    def test_should_use_a_service_account_it_renders_or_the_existing_one_named(self, values_file):
         objs = h.render(files=[values_file])
         name = k8s.pod(objs)["serviceAccountName"]
-        assert objs.get("ServiceAccount", name)
+        sa = helm_values(values_file)["serviceAccount"]
+        if sa["name"] and not sa["create"]:  # an existing ServiceAccount (IRSA, Workload Identity)
+            assert name == sa["name"] and not objs.of_kind("ServiceAccount")
+        else:
+            assert objs.get("ServiceAccount", name)
 
     def test_should_keep_plain_secrets_inside_secret_objects(self, values_file):
         objs = h.render(files=[values_file])

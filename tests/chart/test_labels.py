@@ -3,12 +3,18 @@ this release's pods, commonLabels/commonAnnotations on every object, per-kind ex
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from tests.support import helm as h
 from tests.support import k8s
+from tests.support import paths
 
 STANDARD = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by",
             "helm.sh/chart", "app.kubernetes.io/version")
+
+
+UPSTREAM_0_1_4 = yaml.safe_load(
+    (paths.ROOT / "tests" / "chart" / "contract" / "upstream-0.1.4-selector.yaml").read_text())["cases"]
 
 
 def pod_labels(objs) -> dict:
@@ -75,6 +81,18 @@ class TestSelectors:
         selector = objs.get("Deployment")["spec"]["selector"]["matchLabels"]
         assert matches(selector, pod_labels(objs))
         assert selector["app.kubernetes.io/instance"] == h.RELEASE
+
+
+class TestUpgradeFromUpstream:
+    """`helm upgrade` of a release of upstream's 0.1.4 patches its Deployment in place: same name, same
+    (immutable) selector, or the API server refuses the upgrade."""
+
+    @pytest.mark.parametrize("case", UPSTREAM_0_1_4,
+                             ids=[f"{c['release']}-{'-'.join(c['values']) or 'defaults'}" for c in UPSTREAM_0_1_4])
+    def test_should_render_upstream_0_1_4s_deployment_name_and_selector(self, case, helm):
+        dep = h.render(k8s.values(case["values"]), release=case["release"], helm=helm).get("Deployment")
+        assert dep["metadata"]["name"] == case["name"]
+        assert dep["spec"]["selector"]["matchLabels"] == case["matchLabels"]
 
 
 class TestCommonLabelsAndAnnotations:

@@ -3,12 +3,15 @@ described leaves, enums, patterns and ranges where the domain has them."""
 from __future__ import annotations
 
 import fnmatch
+import importlib.resources
 import json
+import re
 
 import jsonschema
 import pytest
 import yaml
 
+from tests.support import helm as h
 from tests.support import paths
 
 SCHEMA = json.loads((paths.CHART / "values.schema.json").read_text())
@@ -16,9 +19,9 @@ SCHEMA = json.loads((paths.CHART / "values.schema.json").read_text())
 # Objects that are open by design (glob patterns over dotted paths; [] = list items).
 FREE_FORM = [
     "global",                                  # shared with a parent chart's globals
-    "service.extraOptions", "extraOptionsSpec", "extraOptionsTemplateSpec",  # Kubernetes spec fragments
+    "service.extraOptions",  # a Kubernetes spec fragment
     "initContainers[]", "extraVolumes[]", "extraVolumeMounts[]", "extraDeploy[]",  # Kubernetes objects
-    "extraEnvVars[].valueFrom", "ingress.defaultBackend", "ingress.tls[]",
+    "extraEnvVars[].valueFrom", "ingress.defaultBackend",
     "*.seLinuxOptions", "*.windowsOptions", "*.appArmorProfile", "*.sysctls[]", "*.claims[]",
 ]
 # Maps whose values must be strings (labels and annotations).
@@ -111,3 +114,49 @@ class TestDomainRules:
 
     def test_should_allow_an_unset_node_port(self):
         assert jsonschema.Draft7Validator(at("service.http.nodePort")).is_valid(None)
+
+
+def kubernetes_fields(definition: str, version: str = h.KUBE_VERSION) -> set[str]:
+    """The fields of a Kubernetes type in the schema kubernetes-validate bundles for `version`."""
+    path = (importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema"
+            / f"v{version}-local-strict" / "_definitions.json")
+    return set(json.loads(path.read_text())["$defs"][definition]["properties"])
+
+
+RESOURCES = ["resources", "dbMigrationInitContainer.resources",
+             "initContainerDependencies.waitForMySQL.resources"]
+
+
+class TestKubernetesRules:
+    @pytest.mark.parametrize("path,definition", [
+        ("extraOptionsSpec", "io.k8s.api.apps.v1.DeploymentSpec"),
+        ("extraOptionsTemplateSpec", "io.k8s.api.core.v1.PodSpec")])
+    def test_should_admit_exactly_the_fields_of_the_kubernetes_version_the_chart_targets(self, path, definition):
+        """A typo (`replica`) ran one replica: the keys are the Kubernetes type's fields, and this fails
+        when the list in schema/values.schema.yaml drifts from the Kubernetes schema (new or gone fields)."""
+        node = at(path)
+        assert node["additionalProperties"] is False
+        (pattern,) = node["patternProperties"]
+        listed = re.fullmatch(r"\^\(([A-Za-z|]+)\)\$", pattern)
+        assert listed, pattern
+        assert set(listed[1].split("|")) == kubernetes_fields(definition)
+
+    @pytest.mark.parametrize("path", RESOURCES)
+    @pytest.mark.parametrize("value,ok", [
+        ("100Mi", True), ("1Gi", True), ("1G", True), ("500m", True), ("0.5", True), (".5", True),
+        ("2.", True), ("1e3", True), ("1E-3", True), ("+1", True), (2, True), (0.25, True), (0, True),
+        ("1GB", False), ("1 Gi", False), ("1mi", False), ("Mi", False), ("", False), ("1.2.3", False),
+        ("-1", False), (-1, False), ("0x10", False), ("1e", False)])
+    def test_should_only_accept_kubernetes_quantities(self, path, value, ok):
+        for bound in ("limits", "requests"):
+            validator = jsonschema.Draft7Validator(at(f"{path}.{bound}")["additionalProperties"])
+            assert validator.is_valid(value) is ok, (bound, value)
+
+    @pytest.mark.parametrize("path,good,bad", [
+        ("nameOverride", ["", "ai", "1ai", "agent-backend"], ["Ai", "a.b", "a_b", "-a", "a-"]),
+        ("fullnameOverride", ["", "agent", "a-1"], ["1a", "a.b", "A", "a-", "a_b"]),
+        ("serviceAccount.name", ["", "agent-sa", "sa.v1", "1sa"], ["Agent", "a_b", "a..b", "-a", "a b"])])
+    def test_should_only_accept_names_kubernetes_accepts(self, path, good, bad):
+        validator = jsonschema.Draft7Validator(at(path))
+        assert [v for v in good if not validator.is_valid(v)] == []
+        assert [v for v in bad if validator.is_valid(v)] == []

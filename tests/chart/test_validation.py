@@ -141,6 +141,19 @@ class TestRequirementChecks:
         assert "SEQERA_MCP_URL" not in objs.get("ConfigMap")["data"]
         assert "0 chart(s) failed" in h.lint(values, helm=helm)
 
+    @pytest.mark.parametrize("host", ["mysql", "mysql.db.svc.cluster.local.", "10.0.0.5", "fd00::5",
+                                      "::ffff:10.0.0.5", "my_db.internal"])
+    def test_should_accept_a_host_name_or_ip_address_as_database_host(self, host):
+        objs = h.render(k8s.values({"database": {"host": host}}))
+        assert objs.get("ConfigMap")["data"]["AGENT_BACKEND_DB_HOST"] == host
+
+    @pytest.mark.parametrize("host", ["[fd00::5]:3306", "mysql.db.svc/agent_backend", "agent@mysql",
+                                      "tcp://mysql", "mysql db"])
+    def test_should_refuse_a_database_host_that_is_not_a_bare_host(self, host):
+        with pytest.raises(h.HelmError) as e:
+            h.render(k8s.values({"database": {"host": host}}))
+        assert "database.host must be a bare host name" in e.value.stderr
+
     def test_should_report_nothing_for_the_required_values(self):
         assert "0 chart(s) failed" in h.lint(files=[REQUIRED])
 
@@ -210,3 +223,27 @@ class TestNullValues:
         """Inside an object documented as one row (resources), null still removes a default key."""
         objs = h.render(k8s.values(set_null("dbMigrationInitContainer.resources.requests")))
         assert "requests" not in k8s.migration_container(objs)["resources"]
+
+
+class TestReleaseName:
+    """Every object is named after the release, and a Service name must be a DNS label. A release name
+    that cannot give one (a dot, a leading digit) is refused rather than rewritten: a sanitised name
+    would differ from the release name a user types into kubectl, and two releases (`a.b`, `a-b`)
+    would claim the same objects. fullnameOverride is the way to keep such a release name."""
+
+    @pytest.mark.parametrize("release", ["agent.prod", "1st"])
+    def test_should_refuse_a_release_name_that_cannot_name_a_service(self, release, helm):
+        with pytest.raises(h.HelmError) as e:
+            h.render(k8s.values(), release=release, helm=helm)
+        assert f'the release name "{release}"' in e.value.stderr and "fullnameOverride" in e.value.stderr
+
+    def test_should_stop_helm_install_too(self):
+        with pytest.raises(h.HelmError) as e:
+            h.notes(k8s.values(), release="agent.prod")
+        assert "fullnameOverride" in e.value.stderr
+
+    def test_should_accept_such_a_release_name_with_fullname_override(self, helm):
+        objs = h.render(k8s.values({"fullnameOverride": "agent-prod"}), release="agent.prod", helm=helm)
+        service = objs.get("Service")
+        assert service["metadata"]["name"] == "agent-prod"
+        assert service["spec"]["selector"]["app.kubernetes.io/instance"] == "agent.prod"

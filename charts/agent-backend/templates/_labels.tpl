@@ -1,9 +1,10 @@
 {{/* Labels and annotations shared by every object. */}}
 
-{{/* agent-backend.labels.selector: takes the root context; returns the selector labels (name + instance, so two releases never select each other's pods) as YAML. */}}
+{{/* agent-backend.labels.selector: takes the root context; returns the selector labels as YAML: name, instance (so two releases never select each other's pods) and component, the labels upstream's 0.1.4 Deployment selected on (a Deployment selector is immutable, so an upgrade from it needs the same ones). */}}
 {{- define "agent-backend.labels.selector" -}}
 app.kubernetes.io/name: {{ include "agent-backend.names.name" . | quote }}
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
+app.kubernetes.io/component: agent-backend
 {{- end -}}
 
 {{/* agent-backend.labels.standard: takes the root context; returns commonLabels plus the standard app.kubernetes.io labels (standard ones win) as YAML. */}}

@@ -29,6 +29,11 @@
 {{- default (include "agent-backend.names.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
+{{/* agent-backend.names.serviceAccountCreated: takes the root context; returns "true" when the chart renders the pod's ServiceAccount (serviceAccount.name empty, or serviceAccount.create), "" when serviceAccount.name names an existing one. */}}
+{{- define "agent-backend.names.serviceAccountCreated" -}}
+{{- if or (not .Values.serviceAccount.name) .Values.serviceAccount.create -}}true{{- end -}}
+{{- end -}}
+
 {{/* agent-backend.names.configMap: takes the root context; returns the name of the chart's ConfigMap. */}}
 {{- define "agent-backend.names.configMap" -}}
 {{- include "agent-backend.names.fullname" . -}}

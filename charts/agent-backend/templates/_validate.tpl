@@ -4,6 +4,7 @@
 {{- define "agent-backend.validate.messages" -}}
 {{- list
   (include "agent-backend.validate.templates" .)
+  (include "agent-backend.validate.names" .)
   (include "agent-backend.validate.database" .)
   (include "agent-backend.validate.credentials" .)
   (include "agent-backend.validate.images" .)
@@ -21,7 +22,15 @@
   | compact | join "\n" -}}
 {{- end -}}
 
-{{/* agent-backend.validate.database: takes the root context; returns the failures of database.host, database.name and database.username (set), one message per line. */}}
+{{/* agent-backend.validate.names: takes the root context; returns the failure of the full name every object is named after (a DNS label, as the Service's name must be; the schema holds nameOverride and fullnameOverride to that, so only a release name can break it), "" when there is none. */}}
+{{- define "agent-backend.validate.names" -}}
+{{- $fullname := include "agent-backend.names.fullname" . -}}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) -}}
+{{- printf "agent-backend: the release name %q would name the objects %q, which is not a DNS label as a Service name must be (lower-case letters, digits and '-', starting with a letter); choose such a release name, or set fullnameOverride" .Release.Name $fullname -}}
+{{- end -}}
+{{- end -}}
+
+{{/* agent-backend.validate.database: takes the root context; returns the failures of database.host (set, a bare host name or IP address), database.name and database.username (set), one message per line. */}}
 {{- define "agent-backend.validate.database" -}}
 {{- $v := .Values -}}
 {{- $errors := list -}}
@@ -29,6 +38,11 @@
 {{- if not (get $v.database $key) -}}
 {{- $errors = append $errors (printf "agent-backend: set database.%s (the MySQL %s the service connects to)" $key (get (dict "host" "host name" "name" "database name" "username" "user name") $key)) -}}
 {{- end -}}
+{{- end -}}
+{{- /* A host name (a trailing dot allowed), an IPv4 address, or an IPv6 address (two or more colons, no brackets). */ -}}
+{{- $hostPattern := "^([A-Za-z0-9_]([-A-Za-z0-9_.]*[A-Za-z0-9_])?\\.?|[0-9A-Fa-f.]*(:[0-9A-Fa-f.]*){2,})$" -}}
+{{- if and $v.database.host (not (regexMatch $hostPattern (toString $v.database.host))) -}}
+{{- $errors = append $errors (printf "agent-backend: database.host must be a bare host name or IP address, without scheme, port or path (got %q); set the port in database.port" (toString $v.database.host)) -}}
 {{- end -}}
 {{- join "\n" $errors -}}
 {{- end -}}
@@ -48,7 +62,7 @@
 {{- join "\n" $errors -}}
 {{- end -}}
 
-{{/* agent-backend.validate.images: takes the root context; returns the failures of image and initContainerDependencies.waitForMySQL.image (a repository, a well-formed digest), one message per line. */}}
+{{/* agent-backend.validate.images: takes the root context; returns the failures of image and initContainerDependencies.waitForMySQL.image (a repository without tag or digest, a well-formed digest), one message per line. */}}
 {{- define "agent-backend.validate.images" -}}
 {{- $v := .Values -}}
 {{- $errors := list -}}
@@ -57,6 +71,14 @@
 {{- end -}}
 {{- if not $v.initContainerDependencies.waitForMySQL.image.repository -}}
 {{- $errors = append $errors "agent-backend: set initContainerDependencies.waitForMySQL.image.repository" -}}
+{{- end -}}
+{{- range $section, $image := dict "image" $v.image "initContainerDependencies.waitForMySQL.image" $v.initContainerDependencies.waitForMySQL.image -}}
+{{- $repository := toString ($image.repository | default "") -}}
+{{- if contains "@" $repository -}}
+{{- $errors = append $errors (printf "agent-backend: %s.repository %q carries a digest; set the repository alone and the digest in %s.digest" $section $repository $section) -}}
+{{- else if contains ":" (last (splitList "/" $repository)) -}}
+{{- $errors = append $errors (printf "agent-backend: %s.repository %q carries a tag; set the repository alone and the tag in %s.tag" $section $repository $section) -}}
+{{- end -}}
 {{- end -}}
 {{- range $path, $digest := dict "image.digest" $v.image.digest "initContainerDependencies.waitForMySQL.image.digest" $v.initContainerDependencies.waitForMySQL.image.digest -}}
 {{- if and $digest (not (regexMatch "^sha256:[a-f0-9]{64}$" (toString $digest))) -}}
