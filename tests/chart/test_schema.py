@@ -19,6 +19,7 @@ FREE_FORM = [
     "service.extraOptions", "extraOptionsSpec", "extraOptionsTemplateSpec",  # Kubernetes spec fragments
     "initContainers[]", "extraVolumes[]", "extraVolumeMounts[]", "extraDeploy[]",  # Kubernetes objects
     "extraEnvVars[].valueFrom", "ingress.defaultBackend", "ingress.tls[]",
+    "autoscaling.behavior", "networkPolicy.egress.extra[]",  # Kubernetes spec fragments
     "*.seLinuxOptions", "*.windowsOptions", "*.appArmorProfile", "*.sysctls[]", "*.claims[]",
 ]
 # Maps whose values must be strings (labels and annotations).
