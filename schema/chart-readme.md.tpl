@@ -255,6 +255,38 @@ With the AWS Load Balancer Controller, set `service.type: NodePort` (unless the 
 `ingress.defaultPathType: ImplementationSpecific`, and the `alb.ingress.kubernetes.io/*` annotations
 in `ingress.annotations`. See `values-examples/aws-alb-ingress.yaml`.
 
+### Optional objects (all off by default)
+
+- **PodDisruptionBudget** (`podDisruptionBudget.enabled`): `minAvailable` or `maxUnavailable` (a
+  number or a percentage; `maxUnavailable: 1` when neither is set), never both. A budget that would
+  block every node drain is refused: `maxUnavailable` 0, `minAvailable` 100%, or `minAvailable` at
+  least the fewest replicas (`autoscaling.minReplicas`, else `extraOptionsSpec.replicas`, else 1).
+- **HorizontalPodAutoscaler** (`autoscaling.enabled`, `autoscaling/v2`): `minReplicas` to
+  `maxReplicas` on CPU and/or memory utilization (0 turns a target off). The autoscaler owns the
+  replica count, so `extraOptionsSpec.replicas` is refused while it is on (every `helm upgrade` would
+  reset what it chose), and each utilization target needs its `resources.requests` (utilization is a
+  percentage of the request); the cluster needs a metrics server. See `values-examples/autoscaling.yaml`.
+- **NetworkPolicy** (`networkPolicy.enabled`) on the app pods. Ingress: only the http container port,
+  from `networkPolicy.ingress.from` (every source when empty) and, with `helmTest.enabled`, the test
+  pod. Egress: only DNS (UDP/TCP 53, to the cluster DNS by default), MySQL (`database.port`),
+  Platform and Seqera MCP (443, or the port their domain names; no MCP rule while it is off),
+  Anthropic and LangSmith (443), plus `networkPolicy.egress.extra`. NetworkPolicy peers are CIDRs and
+  label selectors, never DNS names, so the chart cannot turn `database.host` or the domains into
+  peers: each rule allows its port to the peers you give in `networkPolicy.egress.<service>.to`, and
+  to every address when that list is empty (the default for MySQL, Platform and Seqera MCP, which are
+  often in-cluster or behind private load balancers). Anthropic and LangSmith default to every public
+  address (private, link-local, including the cloud metadata address, and unique-local ranges
+  excluded), as their addresses are not fixed. An ipBlock and a selector in one peer are refused
+  (the API server rejects them). Enforced only by network plugins that implement NetworkPolicy. See
+  `values-examples/network-policy.yaml`.
+- **`helm test` hook** (`helmTest.enabled`): a Pod from the app image (Python, no curl) that calls
+  `/health` and then `/health?ready=1` through the Service's in-cluster name and port, retrying for
+  `helmTest.timeoutSeconds`, and fails naming the route, its status and body. It runs under the
+  restricted Pod Security Standard with no service account token, carries
+  `app.kubernetes.io/name: <name>-test` so the Service never selects it, and is deleted once it
+  passes (a failed one stays, as `<fullname>-test`, for `kubectl logs`). Run it with
+  `helm test <release>`.
+
 ## Upgrading the chart
 
 When upgrading between versions, please refer to the [CHANGELOG.md](../../CHANGELOG.md) for breaking changes and migration instructions.

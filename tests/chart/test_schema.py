@@ -22,6 +22,7 @@ FREE_FORM = [
     "service.extraOptions",  # a Kubernetes spec fragment
     "initContainers[]", "extraVolumes[]", "extraVolumeMounts[]", "extraDeploy[]",  # Kubernetes objects
     "extraEnvVars[].valueFrom", "ingress.defaultBackend",
+    "autoscaling.behavior", "networkPolicy.egress.extra[]",  # Kubernetes spec fragments
     "*.seLinuxOptions", "*.windowsOptions", "*.appArmorProfile", "*.sysctls[]", "*.claims[]",
 ]
 # Maps whose values must be strings (labels and annotations).

@@ -18,6 +18,9 @@
   (include "agent-backend.validate.dbMigrationInitContainer" .)
   (include "agent-backend.validate.probes" .)
   (include "agent-backend.validate.ingress" .)
+  (include "agent-backend.validate.podDisruptionBudget" .)
+  (include "agent-backend.validate.autoscaling" .)
+  (include "agent-backend.validate.networkPolicy" .)
   (include "agent-backend.validate.extraDeploy" .)
   | compact | join "\n" -}}
 {{- end -}}
@@ -284,6 +287,73 @@ agent-backend: set dbMigrationInitContainer.command (default ["./init.sh"])
 {{- $errors = append $errors (printf "agent-backend: ingress.extraHosts[%d].host renders empty" $i) -}}
 {{- else if or (not (regexMatch $hostPattern (trimPrefix "*." $host))) (regexMatch $ipPattern $host) -}}
 {{- $errors = append $errors (printf "agent-backend: ingress.extraHosts[%d].host must be a lower-case DNS name without scheme, port or path, not an IP address (got %q)" $i $host) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
+
+{{/* agent-backend.validate.podDisruptionBudget: takes the root context; returns, while podDisruptionBudget.enabled, its failures (minAvailable and maxUnavailable not both set; a budget that would block every voluntary eviction: maxUnavailable 0 or 0%, minAvailable 100% or at least the fewest replicas), one message per line. */}}
+{{- define "agent-backend.validate.podDisruptionBudget" -}}
+{{- $pdb := .Values.podDisruptionBudget -}}
+{{- $errors := list -}}
+{{- if $pdb.enabled -}}
+{{- $min := ternary "" (toString $pdb.minAvailable) (kindIs "invalid" $pdb.minAvailable) -}}
+{{- $max := ternary "" (toString $pdb.maxUnavailable) (kindIs "invalid" $pdb.maxUnavailable) -}}
+{{- $replicas := include "agent-backend.podDisruptionBudget.fewestReplicas" . -}}
+{{- if and $min $max -}}
+{{- $errors = append $errors "agent-backend: set only one of podDisruptionBudget.minAvailable and podDisruptionBudget.maxUnavailable, not both (null the other)" -}}
+{{- else if has $max (list "0" "0%") -}}
+{{- $errors = append $errors (printf "agent-backend: podDisruptionBudget.maxUnavailable %s would block every node drain; use at least 1" $max) -}}
+{{- else if eq $min "100%" -}}
+{{- $errors = append $errors "agent-backend: podDisruptionBudget.minAvailable 100% would block every node drain; use a lower percentage or maxUnavailable" -}}
+{{- else if and $min $replicas (regexMatch "^[0-9]+$" $min) (ge (atoi $replicas) 1) (ge (atoi $min) (atoi $replicas)) -}}
+{{- $errors = append $errors (printf "agent-backend: podDisruptionBudget.minAvailable %s would block every node drain with %s replica(s); run more replicas (extraOptionsSpec.replicas or autoscaling.minReplicas) or lower it" $min $replicas) -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
+
+{{/* agent-backend.validate.autoscaling: takes the root context; returns, while autoscaling.enabled, its failures (minReplicas at most maxReplicas, at least one target above 0, each utilization target with its resources.requests, no extraOptionsSpec.replicas), one message per line. */}}
+{{- define "agent-backend.validate.autoscaling" -}}
+{{- $hpa := .Values.autoscaling -}}
+{{- $errors := list -}}
+{{- if $hpa.enabled -}}
+{{- if gt ($hpa.minReplicas | int) ($hpa.maxReplicas | int) -}}
+{{- $errors = append $errors (printf "agent-backend: autoscaling.minReplicas %d is above autoscaling.maxReplicas %d" ($hpa.minReplicas | int) ($hpa.maxReplicas | int)) -}}
+{{- end -}}
+{{- $requests := (.Values.resources | default dict).requests | default dict -}}
+{{- $targets := dict "cpu" $hpa.targetCPUUtilizationPercentage "memory" $hpa.targetMemoryUtilizationPercentage -}}
+{{- $keys := dict "cpu" "autoscaling.targetCPUUtilizationPercentage" "memory" "autoscaling.targetMemoryUtilizationPercentage" -}}
+{{- if not (or (gt ($targets.cpu | int) 0) (gt ($targets.memory | int) 0)) -}}
+{{- $errors = append $errors "agent-backend: set autoscaling.targetCPUUtilizationPercentage or autoscaling.targetMemoryUtilizationPercentage (the autoscaler needs a target)" -}}
+{{- end -}}
+{{- range $resource, $target := $targets -}}
+{{- if and (gt ($target | int) 0) (not (get $requests $resource)) -}}
+{{- $errors = append $errors (printf "agent-backend: %s needs resources.requests.%s (utilization is a percentage of the request)" (get $keys $resource) $resource) -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey (.Values.extraOptionsSpec | default dict) "replicas" -}}
+{{- $errors = append $errors "agent-backend: extraOptionsSpec.replicas cannot be set with autoscaling.enabled (the autoscaler owns the replica count, and every helm upgrade would reset it); use autoscaling.minReplicas and autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $errors -}}
+{{- end -}}
+
+{{/* agent-backend.validate.networkPolicy: takes the root context; returns, while networkPolicy.enabled, the peers of networkPolicy.ingress.from and networkPolicy.egress.<service>.to that combine an ipBlock with a selector (Kubernetes rejects them), one message per line. */}}
+{{- define "agent-backend.validate.networkPolicy" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- $errors := list -}}
+{{- if $np.enabled -}}
+{{- $lists := dict "networkPolicy.ingress.from" $np.ingress.from -}}
+{{- range $service := list "dns" "database" "platform" "mcp" "anthropic" "langsmith" -}}
+{{- $_ := set $lists (printf "networkPolicy.egress.%s.to" $service) (get $np.egress $service).to -}}
+{{- end -}}
+{{- range $path, $peers := $lists -}}
+{{- range $i, $peer := ($peers | default list) -}}
+{{- if and $peer.ipBlock (or (hasKey $peer "podSelector") (hasKey $peer "namespaceSelector")) -}}
+{{- $errors = append $errors (printf "agent-backend: %s[%d] combines ipBlock with a selector; give them as two peers" $path $i) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
