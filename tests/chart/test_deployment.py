@@ -78,7 +78,7 @@ class TestServiceAccount:
         objs = h.render(k8s.values())
         sa = objs.get("ServiceAccount")
         assert k8s.pod(objs)["serviceAccountName"] == sa["metadata"]["name"]
-        assert sa.get("automountServiceAccountToken", True) is True
+        assert sa["automountServiceAccountToken"] is False
 
     def test_should_apply_name_annotations_and_automount(self):
         objs = h.render(k8s.values({"serviceAccount": {
