@@ -259,7 +259,7 @@ Kubernetes API; `serviceAccount.automountServiceAccountToken`).
 
 ## Upgrading the chart
 
-When upgrading between versions, please refer to the [CHANGELOG.md](../../CHANGELOG.md) for breaking changes and migration instructions.
+When upgrading between versions, please refer to the [CHANGELOG.md](CHANGELOG.md) for breaking changes and migration instructions.
 
 ## Requirements
 

@@ -12,6 +12,8 @@ import yaml
 from tests.support import k8s, paths
 
 SEED_README = paths.ROOT / "tests" / "chart" / "contract" / "seed-chart-readme.md"
+# The chart's files schema/generate.py writes (Chart.yaml: its annotations below the GENERATED line).
+GENERATED = ("values.yaml", "values.schema.json", "README.md", "Chart.yaml", "CHANGELOG.md")
 
 
 def seed_rows() -> list[tuple[str, str, str]]:
@@ -49,6 +51,7 @@ def tree(tmp_path):
     shutil.copytree(paths.ROOT / "schema", tmp_path / "schema",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(paths.CHART, tmp_path / "charts" / "agent-backend")
+    shutil.copy(paths.ROOT / "CHANGELOG.md", tmp_path / "CHANGELOG.md")
     return tmp_path
 
 
@@ -63,10 +66,10 @@ class TestGeneratedDocs:
 
     def test_should_regenerate_the_committed_files_byte_for_byte(self, tree):
         assert run_generator(tree).returncode == 0
-        for name in ("values.yaml", "values.schema.json", "README.md"):
+        for name in GENERATED:
             assert (tree / "charts" / "agent-backend" / name).read_bytes() == (paths.CHART / name).read_bytes(), name
 
-    @pytest.mark.parametrize("target", ["values.yaml", "values.schema.json", "README.md"])
+    @pytest.mark.parametrize("target", GENERATED)
     def test_should_detect_a_hand_edited_output(self, tree, target):
         out = tree / "charts" / "agent-backend" / target
         out.write_text(out.read_text() + "\n# hand edit\n" if target != "values.schema.json"
@@ -85,6 +88,18 @@ class TestGeneratedDocs:
         assert run_generator(tree).returncode == 0
         assert run_generator(tree, "--check").returncode == 0
         assert "Anthropic model to use (changed)" in (tree / "charts" / "agent-backend" / "README.md").read_text()
+
+    def test_should_carry_a_changelog_edit_into_the_chart(self, tree):
+        changelog = tree / "CHANGELOG.md"
+        changelog.write_text(changelog.read_text().replace(
+            "### Added\n\n", "### Added\n\n- A new entry for this test.\n", 1))
+        assert run_generator(tree, "--check").returncode != 0
+        assert run_generator(tree).returncode == 0
+        chart_dir = tree / "charts" / "agent-backend"
+        assert (chart_dir / "CHANGELOG.md").read_bytes() == changelog.read_bytes()
+        changes = yaml.safe_load(yaml.safe_load((chart_dir / "Chart.yaml").read_text())["annotations"]
+                                 ["artifacthub.io/changes"])
+        assert changes[0] == {"kind": "added", "description": "A new entry for this test."}
 
     def test_should_detect_a_changed_chart_version(self, tree):
         chart_yaml = tree / "charts" / "agent-backend" / "Chart.yaml"
