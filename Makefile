@@ -18,6 +18,7 @@ demo: setup
 bench: setup
 	$(PY) ci/bench.py
 
-# Regenerate values.yaml, values.schema.json and the chart README from schema/ (tests fail when they drift).
+# Regenerate values.yaml, values.schema.json and the chart README from schema/, the chart's CHANGELOG.md copy
+# and Chart.yaml's Artifact Hub annotations from CHANGELOG.md (tests fail when they drift).
 docs: setup
 	$(PY) schema/generate.py

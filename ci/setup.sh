@@ -92,4 +92,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -e service
   echo "$want" > "$stamp"
 fi
+
+# checkov (scans the rendered chart in tests/chart/test_checkov.py) in a venv of its own: its pins
+# (packaging<24) conflict with the project's. Every package is pinned, so --no-deps, then pip check.
+CHECKOV_VENV=$TOOLS/checkov
+stamp=$CHECKOV_VENV/.requirements.sha256
+want=$(sha256sum < ci/requirements-checkov.txt | cut -d' ' -f1)
+if [ ! -x "$CHECKOV_VENV/bin/checkov" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing checkov into $CHECKOV_VENV"
+  [ -x "$CHECKOV_VENV/bin/python" ] || python3 -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r ci/requirements-checkov.txt
+  out=$("$CHECKOV_VENV/bin/pip" check --disable-pip-version-check) || { log "pip check in $CHECKOV_VENV: $out"; exit 1; }
+  echo "$want" > "$stamp"
+fi
 log "ready: helm $("$TOOLS/helm-v4.1.4/helm" version --short), helm $("$TOOLS/helm-v3.18.0/helm" version --short), seqera cli $CLI_VERSION"

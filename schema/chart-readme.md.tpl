@@ -287,9 +287,33 @@ in `ingress.annotations`. See `values-examples/aws-alb-ingress.yaml`.
   passes (a failed one stays, as `<fullname>-test`, for `kubectl logs`). Run it with
   `helm test <release>`.
 
+## Security scan (checkov)
+
+`make test` scans the chart with [checkov](https://www.checkov.io/) (the version pinned in
+`ci/requirements-checkov.txt`, offline): rendered with only the required values, and with every file
+in `values-examples/`. Every failed check is either fixed in the chart or listed here with the
+reason; the tests fail on any other. The checks that still fail, and why:
+
+| Check | What it asks | Why the chart leaves it to you |
+|-------|--------------|--------------------------------|
+| CKV_K8S_8 | Liveness Probe Should be Configured | Only the `helm test` pod (`helmTest.enabled`) has none: it is a one-shot check that calls `/health` and exits; a probe could only restart or delay it. The app container has its liveness, readiness and startup probes. |
+| CKV_K8S_9 | Readiness Probe Should be Configured | As CKV_K8S_8: the `helm test` pod serves nothing. |
+| CKV_K8S_10 | CPU requests should be set | `resources` is `{}` by default (the seed contract's default): the right size depends on how many sessions run at once. Set `resources.requests` (as `values-examples/production.yaml` does). The init containers have requests and a memory limit. |
+| CKV_K8S_11 | CPU limits should be set | No CPU limit by default, nor in the examples: a CPU limit throttles the service while it streams answers even when the node has CPU to spare, and a CPU request already guarantees its share. Set `resources.limits.cpu` if your cluster's policy requires one. |
+| CKV_K8S_12 | Memory requests should be set | As CKV_K8S_10: set `resources.requests.memory`. |
+| CKV_K8S_13 | Memory limits should be set | As CKV_K8S_10: set `resources.limits.memory` (`values-examples/production.yaml` sets 1Gi). |
+| CKV_K8S_15 | Image Pull Policy should be Always | `image.pullPolicy` is `IfNotPresent` (the seed's default): the tag is the chart's `appVersion`, and `Always` makes every pod start depend on the registry. Pin `image.digest` to make the image immutable, or set `pullPolicy: Always`. |
+| CKV_K8S_35 | Prefer using secrets as files over secrets as environment variables | The service reads its credentials from environment variables (the environment contract above). They come from Secrets by `secretKeyRef`, never from the ConfigMap, the pod spec or a command line. |
+| CKV_K8S_40 | Containers should run as a high UID to avoid host conflict | Every container runs as UID 101, the image's own user (the seed's `runAsUser`), non-root, without capabilities or privilege escalation. A policy that wants UIDs of 10000 and above can set the `runAsUser` keys and `podSecurityContext.fsGroup`: the service writes only to `/tmp`, an `emptyDir`. |
+| CKV_K8S_43 | Image should use digest | An image's digest is only known once it is in your registry: set `image.digest` and `initContainerDependencies.waitForMySQL.image.digest` (as `values-examples/private-registry.yaml` does). |
+| CKV2_K8S_6 | Minimize the admission of pods which lack an associated NetworkPolicy | The chart's NetworkPolicy is optional and off by default: its egress rules need your MySQL, Seqera Platform, Anthropic, Seqera MCP and LangSmith addresses, which only you know, and a wrong one breaks the service. Turn it on (`networkPolicy.enabled`, see `values-examples/network-policy.yaml`) once you have them. |
+
+Fixed in the chart: CKV_K8S_38 (no ServiceAccount token is mounted, as the service never calls the
+Kubernetes API; `serviceAccount.automountServiceAccountToken`).
+
 ## Upgrading the chart
 
-When upgrading between versions, please refer to the [CHANGELOG.md](../../CHANGELOG.md) for breaking changes and migration instructions.
+When upgrading between versions, please refer to the [CHANGELOG.md](CHANGELOG.md) for breaking changes and migration instructions.
 
 ## Requirements
 

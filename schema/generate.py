@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Generate the agent-backend chart's values.yaml, values.schema.json and README.md, and the table
-of Kubernetes integer and boolean fields its templates give their type after tpl.
+"""Generate the agent-backend chart's values.yaml, values.schema.json and README.md, the table of
+Kubernetes integer and boolean fields its templates give their type after tpl, the Artifact Hub
+annotations at the end of its Chart.yaml, and its copy of CHANGELOG.md.
 
 The one source is schema/values.schema.yaml (a draft-07 JSON Schema in YAML with descriptions,
 defaults and `x-` annotations); the README prose comes from schema/chart-readme.md.tpl and the
-chart metadata from charts/agent-backend/Chart.yaml. templates/_k8s-types.tpl comes from the
-Kubernetes schemas bundled with kubernetes-validate (ci/requirements.txt pins it).
+chart metadata from charts/agent-backend/Chart.yaml (hand-written above its GENERATED line).
+templates/_k8s-types.tpl comes from the Kubernetes schemas bundled with kubernetes-validate
+(ci/requirements.txt pins it). The repository's CHANGELOG.md is the one changelog: the chart carries a
+copy (so `helm package` ships it) and `artifacthub.io/changes` lists its current section.
 
     python schema/generate.py           # write the generated files
     python schema/generate.py --check   # exit 1 with a diff when any of them is stale
@@ -25,12 +28,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "schema" / "values.schema.yaml"
 README_TEMPLATE = ROOT / "schema" / "chart-readme.md.tpl"
+CHANGELOG = ROOT / "CHANGELOG.md"
 CHART = ROOT / "charts" / "agent-backend"
 OUTPUTS = {
     "values": CHART / "values.yaml",
     "schema": CHART / "values.schema.json",
     "readme": CHART / "README.md",
     "k8sTypes": CHART / "templates" / "_k8s-types.tpl",
+    "chart": CHART / "Chart.yaml",
+    "changelog": CHART / "CHANGELOG.md",
 }
 WIDTH = 100
 ANNOTATION = re.compile(r"^x-")
@@ -352,18 +358,121 @@ def render_k8s_types() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Chart.yaml's Artifact Hub annotations
+
+# Everything above this line of Chart.yaml is hand-written; everything below it is generated.
+CHART_MARKER = "  # GENERATED below by schema/generate.py (`make docs`), do not edit:"
+# The images the chart's defaults pull: Artifact Hub name -> path of the image section in values.
+CHART_IMAGES = {
+    "agent-backend": ("image",),  # the app and its db-migration init container
+    "wait-for-mysql": ("initContainerDependencies", "waitForMySQL", "image"),
+}
+# The default tag templates the generator can evaluate (as agent-backend.images.image does in helm).
+APP_VERSION_TAGS = {"", "{{ .chart.AppVersion }}", "{{ .Chart.AppVersion }}"}
+CHANGE_KINDS = {"Added": "added", "Changed": "changed", "Deprecated": "deprecated",
+                "Removed": "removed", "Fixed": "fixed", "Security": "security"}
+
+
+def default_images(source: dict, chart: dict) -> list[dict]:
+    """[{name, image}] for each image the defaults render, in the chart's `[registry/]repository:tag[@digest]`."""
+    values = default_of(source)
+    images = []
+    for name, path in CHART_IMAGES.items():
+        image = values
+        for part in path:
+            image = image[part]
+        registry = (values["global"].get("imageRegistry") or image.get("registry") or "").rstrip("/")
+        tag = str(image.get("tag", ""))
+        if tag in APP_VERSION_TAGS:
+            tag = str(chart["appVersion"])
+        elif "{{" in tag:
+            raise SourceError(f"{'.'.join(path)}.tag: default {tag!r} is a template generate.py cannot "
+                              "evaluate for artifacthub.io/images")
+        ref = f"{registry}/{image['repository']}" if registry else image["repository"]
+        ref += f":{tag}" + (f"@{image['digest']}" if image.get("digest") else "")
+        images.append({"name": name, "image": ref})
+    return images
+
+
+def changelog_sections(text: str) -> list[tuple[str, list[dict]]]:
+    """(heading, [{kind, description}]) for each `## ` section of a Keep a Changelog file, in order.
+
+    An entry is a top-level `- ` item with its indented continuation lines, joined into one line."""
+    sections: list[tuple[str, list[dict]]] = []
+    kind = entry = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            sections.append((line[3:].strip(), []))
+            kind = entry = None
+        elif line.startswith("### ") and sections:
+            title = line[4:].strip()
+            if title not in CHANGE_KINDS:
+                raise SourceError(f"CHANGELOG.md: unknown heading {line!r} (Keep a Changelog: "
+                                  f"{', '.join(CHANGE_KINDS)})")
+            kind, entry = CHANGE_KINDS[title], None
+        elif line.startswith("- ") and kind:
+            entry = {"kind": kind, "description": line[2:].strip()}
+            sections[-1][1].append(entry)
+        elif line.startswith("  ") and line.strip() and entry:
+            entry["description"] += " " + line.strip()
+        else:
+            entry = None
+    for _, entries in sections:
+        for e in entries:
+            e["description"] = e["description"].replace("**BREAKING**", "BREAKING:")
+    return sections
+
+
+def current_changes(changelog: str, version: str) -> list[dict]:
+    """The entries of `## [Unreleased]` when it has any, else those of `## [<version>]`."""
+    sections = dict(changelog_sections(changelog))
+    for heading, entries in sections.items():
+        if heading.startswith("[Unreleased]") and entries:
+            return entries
+    for heading, entries in sections.items():
+        if heading.startswith(f"[{version}]") and entries:
+            return entries
+    raise SourceError(f"CHANGELOG.md: no entries under [Unreleased] nor under [{version}]")
+
+
+def _block(key: str, value: list) -> list[str]:
+    text = yaml.safe_dump(value, sort_keys=False, allow_unicode=True, width=WIDTH - 4)
+    return [f"  {key}: |"] + [f"    {line}".rstrip() for line in text.splitlines()]
+
+
+def render_chart_yaml(source: dict, chart_text: str, changelog: str) -> str:
+    head, marker, _ = chart_text.partition(CHART_MARKER + "\n")
+    if not marker:
+        raise SourceError(f"Chart.yaml: no line {CHART_MARKER!r} inside its annotations")
+    chart = yaml.safe_load(head)
+    images = default_images(source, chart)
+    changes = current_changes(changelog, str(chart["version"]))
+    lines = _block("artifacthub.io/images", images) + _block("artifacthub.io/changes", changes)
+    text = head + marker + "\n".join(lines) + "\n"
+    annotations = yaml.safe_load(text)["annotations"]
+    if (yaml.safe_load(annotations["artifacthub.io/images"]) != images
+            or yaml.safe_load(annotations["artifacthub.io/changes"]) != changes):
+        raise SourceError("generated Chart.yaml annotations do not round-trip")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
 
 def render_all() -> dict[str, str]:
     source = load_source()
     errors = check_source(source)
     if errors:
         raise SourceError("schema/values.schema.yaml breaks its rules:\n  " + "\n  ".join(errors))
-    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    chart_text = (CHART / "Chart.yaml").read_text(encoding="utf-8")
+    chart = yaml.safe_load(chart_text)
+    changelog = CHANGELOG.read_text(encoding="utf-8")
     return {
         "values": render_values(source),
         "schema": render_schema(source),
         "readme": render_readme(source, chart),
         "k8sTypes": render_k8s_types(),
+        "chart": render_chart_yaml(source, chart_text, changelog),
+        "changelog": changelog,
     }
 
 

@@ -78,7 +78,7 @@ class TestServiceAccount:
         objs = h.render(k8s.values())
         sa = objs.get("ServiceAccount")
         assert k8s.pod(objs)["serviceAccountName"] == sa["metadata"]["name"]
-        assert sa.get("automountServiceAccountToken", True) is True
+        assert sa["automountServiceAccountToken"] is False
 
     def test_should_use_an_existing_service_account_it_does_not_render(self):
         """As upstream 0.1.4: a name alone means a ServiceAccount made beforehand (IRSA, Workload Identity)."""

@@ -12,6 +12,9 @@ import yaml
 from tests.support import k8s, paths
 
 SEED_README = paths.ROOT / "tests" / "chart" / "contract" / "seed-chart-readme.md"
+# The chart's files schema/generate.py writes (Chart.yaml: its annotations below the GENERATED line).
+GENERATED = ("values.yaml", "values.schema.json", "README.md", "templates/_k8s-types.tpl", "Chart.yaml",
+             "CHANGELOG.md")
 
 
 def seed_rows() -> list[tuple[str, str, str]]:
@@ -57,6 +60,7 @@ def tree(tmp_path):
     shutil.copytree(paths.ROOT / "schema", tmp_path / "schema",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(paths.CHART, tmp_path / "charts" / "agent-backend")
+    shutil.copy(paths.ROOT / "CHANGELOG.md", tmp_path / "CHANGELOG.md")
     return tmp_path
 
 
@@ -71,11 +75,10 @@ class TestGeneratedDocs:
 
     def test_should_regenerate_the_committed_files_byte_for_byte(self, tree):
         assert run_generator(tree).returncode == 0
-        for name in ("values.yaml", "values.schema.json", "README.md", "templates/_k8s-types.tpl"):
+        for name in GENERATED:
             assert (tree / "charts" / "agent-backend" / name).read_bytes() == (paths.CHART / name).read_bytes(), name
 
-    @pytest.mark.parametrize("target", ["values.yaml", "values.schema.json", "README.md",
-                                        "templates/_k8s-types.tpl"])
+    @pytest.mark.parametrize("target", GENERATED)
     def test_should_detect_a_hand_edited_output(self, tree, target):
         out = tree / "charts" / "agent-backend" / target
         out.write_text(out.read_text() + "\n# hand edit\n" if target != "values.schema.json"
@@ -95,21 +98,66 @@ class TestGeneratedDocs:
         assert run_generator(tree, "--check").returncode == 0
         assert "Anthropic model to use (changed)" in (tree / "charts" / "agent-backend" / "README.md").read_text()
 
+    def test_should_carry_a_changelog_edit_into_the_chart(self, tree):
+        changelog = tree / "CHANGELOG.md"
+        changelog.write_text(changelog.read_text().replace(
+            "### Added\n\n", "### Added\n\n- A new entry for this test.\n", 1))
+        assert run_generator(tree, "--check").returncode != 0
+        assert run_generator(tree).returncode == 0
+        chart_dir = tree / "charts" / "agent-backend"
+        assert (chart_dir / "CHANGELOG.md").read_bytes() == changelog.read_bytes()
+        changes = yaml.safe_load(yaml.safe_load((chart_dir / "Chart.yaml").read_text())["annotations"]
+                                 ["artifacthub.io/changes"])
+        assert changes[0] == {"kind": "added", "description": "A new entry for this test."}
+
     def test_should_detect_a_changed_chart_version(self, tree):
         chart_yaml = tree / "charts" / "agent-backend" / "Chart.yaml"
         chart_yaml.write_text(chart_yaml.read_text().replace("version: 0.1.4", "version: 0.1.5"))
         assert run_generator(tree, "--check").returncode != 0
 
 
+# Seed defaults the chart changes on purpose: key -> the chart's default. Each one needs a **BREAKING**
+# entry in CHANGELOG.md that names the key (test below), and counts for the key's parent rows too.
+SEED_DEFAULT_CHANGES = {
+    "serviceAccount.automountServiceAccountToken": False,  # checkov CKV_K8S_38: the app never calls the API
+}
+
+
+def seed_default(key: str, default: str):
+    """The default the chart must have for a seed row: the seed's, unless SEED_DEFAULT_CHANGES changes it
+    (or a key below it)."""
+    expected = parse_default(default)
+    for changed, value in SEED_DEFAULT_CHANGES.items():
+        if changed == key:
+            expected = value
+        elif changed.startswith(key + ".") and isinstance(expected, dict):
+            node = expected
+            *parents, leaf = changed[len(key) + 1:].split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+    return expected
+
+
 class TestSeedContract:
     def test_should_parse_the_whole_seed_table(self):
         assert len(seed_rows()) >= 100
+
+    def test_should_list_only_seed_keys_as_changed_defaults(self):
+        keys = {key for key, *_ in seed_rows()}
+        assert set(SEED_DEFAULT_CHANGES) <= keys
+
+    @pytest.mark.parametrize("key", sorted(SEED_DEFAULT_CHANGES))
+    def test_should_announce_a_changed_default_as_breaking(self, key):
+        changelog = (paths.ROOT / "CHANGELOG.md").read_text()
+        entries = [e for e in changelog.split("\n- ")[1:] if e.startswith("**BREAKING**")]
+        assert any(f"`{key}`" in e for e in entries), f"no **BREAKING** CHANGELOG entry names `{key}`"
 
     def test_should_have_every_seed_key_with_the_seed_default(self):
         values = yaml.safe_load((paths.CHART / "values.yaml").read_text())
         wrong = []
         for key, _type, default in seed_rows():
-            expected = parse_default(default)
+            expected = seed_default(key, default)
             actual = seed_part(k8s.dig(values, *key.split("."), default=KeyError), expected)
             if actual is KeyError:
                 wrong.append(f"{key}: missing (seed default {expected!r})")

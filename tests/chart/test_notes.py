@@ -19,9 +19,9 @@ class TestNotes:
         assert f"--namespace {h.NAMESPACE}" in text
 
     def test_should_give_the_public_url_when_the_ingress_is_on(self):
-        text = h.notes(k8s.values({"ingress": {"enabled": True},
+        text = h.notes(k8s.values({"ingress": {"enabled": True, "tls": [{"hosts": ["ai.acme.io"]}]},
                                    "global": {"platformExternalDomain": "acme.io"}}))
-        assert "https://ai.acme.io" in text
+        assert "  https://ai.acme.io/\n" in text
         assert "SEQERA_AI_BACKEND_URL=https://ai.acme.io seqera ai" in text
 
     def test_should_point_the_cli_at_the_port_forward_without_an_ingress(self):
@@ -62,6 +62,49 @@ class TestNotes:
             c["image"] for c in k8s.init_containers(objs) if c["name"] in ("wait-for-mysql", "db-migration")}
         assert len(listed) == len(set(listed)), listed
         assert set(listed) == chart_images
+
+
+class TestNotesScheme:
+    """The Ingress URLs say https:// only where TLS is configured for that host, else http://."""
+
+    @staticmethod
+    def notes(ingress: dict) -> str:
+        return h.notes(k8s.values({"ingress": {"enabled": True, **ingress},
+                                   "global": {"platformExternalDomain": "acme.io"}}))
+
+    def test_should_print_http_without_tls(self):
+        text = self.notes({})
+        assert "  http://ai.acme.io/\n" in text
+        assert "SEQERA_AI_BACKEND_URL=http://ai.acme.io seqera ai" in text
+        assert "https://ai.acme.io" not in text
+        assert "no ingress.tls entry covers this host" in text
+
+    @pytest.mark.parametrize("hosts", [["ai.acme.io"], ["{{ tpl .Values.global.agentBackendDomain . }}"], None],
+                             ids=["host", "host-template", "no-hosts-covers-all"])
+    def test_should_print_https_when_tls_covers_the_host(self, hosts):
+        entry = {"secretName": "ai-tls"} | ({"hosts": hosts} if hosts is not None else {})
+        text = self.notes({"tls": [entry]})
+        assert "  https://ai.acme.io/\n" in text
+        assert "SEQERA_AI_BACKEND_URL=https://ai.acme.io seqera ai" in text
+        assert "http://ai.acme.io" not in text
+        assert "no ingress.tls entry covers" not in text
+
+    def test_should_decide_per_host(self):
+        text = self.notes({"tls": [{"secretName": "x-tls", "hosts": ["x.acme.io"]}],
+                           "extraHosts": [{"host": "x.acme.io"}, {"host": "y.acme.io"}]})
+        assert "  http://ai.acme.io/\n" in text
+        assert "  https://x.acme.io\n" in text
+        assert "  http://y.acme.io\n" in text
+
+    def test_should_print_https_behind_an_alb_with_a_certificate(self):
+        text = self.notes({"annotations": {"alb.ingress.kubernetes.io/certificate-arn": "arn:aws:acm:x"}})
+        assert "SEQERA_AI_BACKEND_URL=https://ai.acme.io seqera ai" in text
+
+    @pytest.mark.parametrize("example", ["nginx-ingress-tls.yaml", "aws-alb-ingress.yaml"])
+    def test_should_print_https_for_the_tls_examples(self, example):
+        text = h.notes(files=[paths.VALUES_EXAMPLES / example])
+        assert "SEQERA_AI_BACKEND_URL=https://" in text
+        assert "SEQERA_AI_BACKEND_URL=http://" not in text
 
 
 class TestImageListingCommand:

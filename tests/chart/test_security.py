@@ -123,3 +123,17 @@ class TestSecurityToggles:
             assert k8s.app_container(objs)["securityContext"]["runAsUser"] == 2000
         else:
             assert k8s.pod(objs)["securityContext"]["fsGroup"] == 2000
+
+
+class TestServiceAccountToken:
+    """The service never calls the Kubernetes API, so no pod mounts a ServiceAccount token by default."""
+
+    def test_should_not_mount_the_token_by_default(self):
+        objs = h.render(k8s.values())
+        assert k8s.pod(objs)["automountServiceAccountToken"] is False
+        assert objs.get("ServiceAccount")["automountServiceAccountToken"] is False
+
+    def test_should_mount_it_when_asked(self):
+        objs = h.render(k8s.values({"serviceAccount": {"automountServiceAccountToken": True}}))
+        assert k8s.pod(objs)["automountServiceAccountToken"] is True
+        assert objs.get("ServiceAccount")["automountServiceAccountToken"] is True
