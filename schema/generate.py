@@ -284,7 +284,7 @@ K8S_VERSION = "1.34.0"  # tests/support/helm.py's KUBE_VERSION
 K8S_SECTION_TYPES = ("io.k8s.api.apps.v1.DeploymentSpec", "io.k8s.api.core.v1.PodSpec",
                      "io.k8s.api.core.v1.ServiceSpec", "io.k8s.api.networking.v1.IngressBackend",
                      "io.k8s.api.core.v1.Container", "io.k8s.api.core.v1.Volume",
-                     "io.k8s.api.core.v1.VolumeMount")
+                     "io.k8s.api.core.v1.VolumeMount", "io.k8s.api.networking.v1.NetworkPolicyEgressRule")
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 
 

@@ -114,6 +114,12 @@ class TestEgress:
         assert pol["spec"]["egress"][-1] == {"to": [{"ipBlock": {"cidr": "10.50.0.15/32"}}],
                                              "ports": [{"port": 3128, "protocol": "TCP"}]}
 
+    def test_should_give_a_templated_port_of_an_extra_rule_its_number_type(self):
+        # A port string must be a named port: the API server refuses "3306".
+        extra = [{"ports": [{"port": "{{ .Values.database.port }}", "endPort": "{{ add 1 3306 }}"}]}]
+        pol = policy(on({"egress": {"extra": extra}}))
+        assert pol["spec"]["egress"][-1] == {"ports": [{"port": 3306, "endPort": 3307}]}
+
 
 class TestNetworkPolicyExample:
     def test_should_admit_the_ingress_controller_and_the_test_pod(self):

@@ -35,6 +35,10 @@ class TestNotes:
         assert "  https://mcp.acme.io/mcp\n" in text
         assert 'global.mcpDomain to ""' in text  # how to turn it off
 
+    def test_should_tell_how_to_run_the_helm_test_only_when_it_is_on(self):
+        assert f"helm test {h.RELEASE} --namespace {h.NAMESPACE}" in h.notes(k8s.values({"helmTest": {"enabled": True}}))
+        assert "helm test" not in h.notes(k8s.values())
+
     @pytest.mark.parametrize("mcp_domain", ["", "{{ if false }}mcp.acme.io{{ end }}"], ids=["empty", "template"])
     def test_should_say_seqera_mcp_is_off_and_how_to_turn_it_on(self, mcp_domain):
         text = h.notes(k8s.values({"global": {"platformExternalDomain": "acme.io", "mcpDomain": mcp_domain}}))

@@ -82,6 +82,8 @@
 "WindowsSecurityContextOptions": {"hostProcess":"bool"},
 "IngressBackend": {"service":"IngressServiceBackend"},
 "IngressServiceBackend": {"port":"ServiceBackendPort"},
+"NetworkPolicyEgressRule": {"ports":"[]NetworkPolicyPort"},
+"NetworkPolicyPort": {"endPort":"int","port":"intstr"},
 "ServiceBackendPort": {"number":"int"},
 "ObjectMeta": {"deletionGracePeriodSeconds":"int","generation":"int","ownerReferences":"[]OwnerReference"},
 "OwnerReference": {"blockOwnerDeletion":"bool","controller":"bool"}

@@ -33,7 +33,7 @@
 {{ include "agent-backend.networkPolicy.rule" (dict "to" $egress.anthropic.to "ports" $https) }}
 {{ include "agent-backend.networkPolicy.rule" (dict "to" $egress.langsmith.to "ports" $https) }}
 {{- with $egress.extra }}
-{{ include "agent-backend.tpl.render" (dict "value" . "context" $) }}
+{{ include "agent-backend.tpl.typed" (dict "value" . "type" "[]NetworkPolicyEgressRule" "context" $) }}
 {{- end }}
 {{- end -}}
 

@@ -293,7 +293,7 @@ agent-backend: set dbMigrationInitContainer.command (default ["./init.sh"])
 {{- join "\n" $errors -}}
 {{- end -}}
 
-{{/* agent-backend.validate.podDisruptionBudget: takes the root context; returns, while podDisruptionBudget.enabled, its failures (minAvailable and maxUnavailable not both set; a budget that would block every voluntary eviction: maxUnavailable 0 or 0%, minAvailable 100% or at least the fewest replicas), one message per line. */}}
+{{/* agent-backend.validate.podDisruptionBudget: takes the root context; returns, while podDisruptionBudget.enabled, its failures (minAvailable and maxUnavailable not both set; a budget that would block every voluntary eviction: maxUnavailable 0 or 0%, minAvailable 100%, or a number or rounded-up percentage of at least the fewest replicas), one message per line. */}}
 {{- define "agent-backend.validate.podDisruptionBudget" -}}
 {{- $pdb := .Values.podDisruptionBudget -}}
 {{- $errors := list -}}
@@ -307,6 +307,8 @@ agent-backend: set dbMigrationInitContainer.command (default ["./init.sh"])
 {{- $errors = append $errors (printf "agent-backend: podDisruptionBudget.maxUnavailable %s would block every node drain; use at least 1" $max) -}}
 {{- else if eq $min "100%" -}}
 {{- $errors = append $errors "agent-backend: podDisruptionBudget.minAvailable 100% would block every node drain; use a lower percentage or maxUnavailable" -}}
+{{- else if and (hasSuffix "%" $min) $replicas (ge (div (add (mul (atoi (trimSuffix "%" $min)) (atoi $replicas)) 99) 100) (atoi $replicas)) -}}
+{{- $errors = append $errors (printf "agent-backend: podDisruptionBudget.minAvailable %s keeps all %s replica(s) (Kubernetes rounds a percentage up) and would block every node drain; lower it, use maxUnavailable, or run more replicas (extraOptionsSpec.replicas or autoscaling.minReplicas)" $min $replicas) -}}
 {{- else if and $min $replicas (regexMatch "^[0-9]+$" $min) (ge (atoi $replicas) 1) (ge (atoi $min) (atoi $replicas)) -}}
 {{- $errors = append $errors (printf "agent-backend: podDisruptionBudget.minAvailable %s would block every node drain with %s replica(s); run more replicas (extraOptionsSpec.replicas or autoscaling.minReplicas) or lower it" $min $replicas) -}}
 {{- end -}}
@@ -340,7 +342,7 @@ agent-backend: set dbMigrationInitContainer.command (default ["./init.sh"])
 {{- join "\n" $errors -}}
 {{- end -}}
 
-{{/* agent-backend.validate.networkPolicy: takes the root context; returns, while networkPolicy.enabled, the peers of networkPolicy.ingress.from and networkPolicy.egress.<service>.to that combine an ipBlock with a selector (Kubernetes rejects them), one message per line. */}}
+{{/* agent-backend.validate.networkPolicy: takes the root context; returns, while networkPolicy.enabled, the peers of networkPolicy.ingress.from, networkPolicy.egress.<service>.to and networkPolicy.egress.extra[].to that combine an ipBlock with a selector (Kubernetes rejects them), one message per line. */}}
 {{- define "agent-backend.validate.networkPolicy" -}}
 {{- $np := .Values.networkPolicy -}}
 {{- $errors := list -}}
@@ -348,6 +350,9 @@ agent-backend: set dbMigrationInitContainer.command (default ["./init.sh"])
 {{- $lists := dict "networkPolicy.ingress.from" $np.ingress.from -}}
 {{- range $service := list "dns" "database" "platform" "mcp" "anthropic" "langsmith" -}}
 {{- $_ := set $lists (printf "networkPolicy.egress.%s.to" $service) (get $np.egress $service).to -}}
+{{- end -}}
+{{- range $i, $rule := ($np.egress.extra | default list) -}}
+{{- $_ := set $lists (printf "networkPolicy.egress.extra[%d].to" $i) (get $rule "to") -}}
 {{- end -}}
 {{- range $path, $peers := $lists -}}
 {{- range $i, $peer := ($peers | default list) -}}
@@ -386,7 +391,8 @@ agent-backend: set dbMigrationInitContainer.command (default ["./init.sh"])
   "extraVolumes" $v.extraVolumes
   "extraVolumeMounts" $v.extraVolumeMounts
   "ingress.defaultBackend" $v.ingress.defaultBackend
-  "ingress.tls" $v.ingress.tls -}}
+  "ingress.tls" $v.ingress.tls
+  "networkPolicy.egress.extra" $v.networkPolicy.egress.extra -}}
 {{- range $probe := list "startupProbe" "readinessProbe" "livenessProbe" -}}
 {{- $_ := set $values (printf "%s.httpGet.port" $probe) (toString (get (get $v $probe).httpGet "port")) -}}
 {{- end -}}
