@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # Two workers: the machines here have two cores.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test demo bench docs
+.PHONY: setup test demo bench docs images
 
 setup:
 	@ci/setup.sh
@@ -22,3 +22,8 @@ bench: setup
 # and Chart.yaml's Artifact Hub annotations from CHANGELOG.md (tests fail when they drift).
 docs: setup
 	$(PY) schema/generate.py
+
+# Every image the chart pulls for VALUES, one per line and nothing else: the vendoring list (README).
+images:
+	@ci/setup.sh >&2
+	@$(PY) ci/images.py $(VALUES)

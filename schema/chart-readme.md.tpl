@@ -168,15 +168,17 @@ global:
       password: "..."
 ```
 
-To list every image a values file will make the cluster pull (to copy them before installing):
+To list every image a values file will make the cluster pull (to copy them before installing), from
+a checkout of this repository:
 
 ```console
-helm template my-release ./charts/{{ name }} -f my-values.yaml \
-  | grep -E '^\s*(- )?image:' | sed -E 's/^\s*(- )?image:\s*//; s/"//g' | sort -u
+make images VALUES=my-values.yaml
 ```
 
-Images of your own `initContainers` are listed too; the install notes (`helm install` output)
-print the chart's two images.
+It prints one image reference per line and nothing else (pipe it into `skopeo copy`): the app and its
+`db-migration` init container, `wait-for-mysql` while it is on, the `helm test` pod, and the images of
+your own `initContainers` and pod-bearing `extraDeploy` objects. The install notes (`helm install`
+output) print the chart's two images.
 
 ## Environment contract
 

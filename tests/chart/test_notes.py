@@ -2,7 +2,6 @@
 the release pulls (the documented way to list images for vendoring). Never any secret."""
 from __future__ import annotations
 
-import shlex
 import subprocess
 
 import pytest
@@ -112,29 +111,37 @@ class TestNotesScheme:
 
 
 class TestImageListingCommand:
-    """The README's "Vendoring images" command lists every image the pods will pull."""
+    """The README's "Vendoring images" command, `make images VALUES=<file>`, prints every image the pods
+    will pull, one per line and nothing else (what `skopeo copy` is fed)."""
 
     @staticmethod
     def readme_command() -> str:
         readme = (paths.CHART / "README.md").read_text()
         section = readme.split("To list every image", 1)[1]
         block = section.split("```console", 1)[1].split("```", 1)[0]
-        return block.strip().replace("\\\n", " ")
+        return block.strip()
 
-    def test_should_list_every_pod_image(self, values_file):
-        command = self.readme_command()
-        assert command.startswith("helm template ")
-        command = (command.replace("helm template", shlex.quote(str(h.helm_binary("helm4"))) + " template", 1)
-                   .replace("./charts/agent-backend", shlex.quote(str(paths.CHART)))
-                   .replace("my-values.yaml", shlex.quote(str(values_file))))
-        result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True,
-                                env=h.helm_env("helm4"), cwd=paths.ROOT, timeout=120)
+    @staticmethod
+    def make_images(values_file: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-s", "images", f"VALUES={values_file}"], capture_output=True, text=True,
+                              cwd=paths.ROOT, timeout=600)
+
+    def test_the_readme_names_make_images(self):
+        assert self.readme_command() == "make images VALUES=my-values.yaml"
+
+    @pytest.mark.parametrize("example", sorted(p.name for p in paths.VALUES_EXAMPLES.glob("*.yaml")))
+    def test_should_list_every_pod_image(self, example):
+        result = self.make_images(f"values-examples/{example}")
         assert result.returncode == 0, result.stderr
-        listed = result.stdout.split()
-        objs = h.render(files=[values_file])
+        objs = h.render(files=[paths.VALUES_EXAMPLES / example])
         expected = {c["image"] for o in objs if k8s.pod_spec(o) is not None
                     for c in k8s.all_containers(k8s.pod_spec(o))}
-        assert sorted(listed) == sorted(expected)
+        assert result.stdout.splitlines() == sorted(expected)  # nothing else on stdout
+
+    def test_should_name_a_missing_values_file(self):
+        result = self.make_images("no-such-values.yaml")
+        assert result.returncode != 0 and "no such values file: no-such-values.yaml" in result.stderr
+        assert result.stdout == ""
 
 
 class TestNotesSafety:

@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""`make images VALUES=<file>`: every image reference the chart will pull for that values file, one per
+line and nothing else (the vendoring list: pipe it into `skopeo copy`). The chart is rendered with the
+pinned helm, every object validated (tests/support/helm.py), and the images are read from every pod the
+release can run: the Deployment's init and app containers, the `helm test` pod, pod-bearing
+`extraDeploy` objects. A values file that the chart refuses prints helm's message on stderr, exit 1."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support import helm, k8s  # noqa: E402
+
+
+def images(values_file: Path) -> list[str]:
+    objs = helm.render(files=[values_file])
+    found = {c["image"] for o in objs if (spec := k8s.pod_spec(o)) is not None for c in k8s.all_containers(spec)}
+    return sorted(found)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: make images VALUES=<values file>", file=sys.stderr)
+        return 2
+    values_file = Path(argv[0]).resolve()
+    if not values_file.is_file():
+        print(f"no such values file: {argv[0]}", file=sys.stderr)
+        return 2
+    try:
+        print("\n".join(images(values_file)))
+    except helm.HelmError as exc:
+        print(exc.stderr.strip() or str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
