@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # Two workers: the machines here have two cores.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test demo bench docs images
+.PHONY: setup test demo bench docs images package
 
 setup:
 	@ci/setup.sh
@@ -27,3 +27,8 @@ docs: setup
 images:
 	@ci/setup.sh >&2
 	@$(PY) ci/images.py $(VALUES)
+
+# The chart as dist/agent-backend-<version>.tgz, reproducible, CHANGELOG.md inside; signed (.prov) when
+# HELM_SIGN_KEY and HELM_SIGN_KEYRING are set (ci/package.py says how).
+package: setup
+	$(PY) ci/package.py

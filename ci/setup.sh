@@ -35,6 +35,7 @@ if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ] || ! com
   apt_packages+=(mariadb-server mariadb-client)
 fi
 command -v tmux >/dev/null 2>&1 || apt_packages+=(tmux)  # drives the CLI's interactive TUI in the tests
+command -v gpg >/dev/null 2>&1 || apt_packages+=(gnupg)  # signs the packaged chart in the tests (make package)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     log "missing ${apt_packages[*]}: run this as root to install them with apt-get, or install them first"; exit 1
