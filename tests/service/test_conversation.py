@@ -7,15 +7,12 @@ import uuid
 
 from tests.support.cli import run_bash, start_held_turn
 from tests.support.service import MODEL
-from tests.support.standins.anthropic import DEFAULT_ANSWER, RESULT_PREFIX, Reply, api_key_of, tool_result_text
+from tests.support.standins.anthropic import (DEFAULT_ANSWER, RESULT_PREFIX, Reply, api_key_of, offered_tools,
+                                              tool_result_text)
 
 CLI_TOOLS = {"execute_bash_local", "read_file_local", "write_file_local", "edit_file_local",
              "list_directory_local", "search_files_local"}
 WRITING_TOOLS = {"execute_bash_local", "write_file_local", "edit_file_local"}
-
-
-def tool_names(request) -> set[str]:
-    return {t["name"] for t in request.json.get("tools") or []}
 
 
 async def history_parts(cli, sid) -> list[dict]:
@@ -68,7 +65,7 @@ async def test_tool_call_round_trip(service, alice):
 
     # The model: offered the CLI's tools, then got the real command output back as a tool_result.
     first, second = service.anthropic.message_requests
-    assert CLI_TOOLS <= tool_names(first)
+    assert CLI_TOOLS <= offered_tools(first)
     tool_use_id = first.extra["reply"].blocks[-1].id
     assistant = second.json["messages"][-2]
     assert assistant["role"] == "assistant"
@@ -142,7 +139,7 @@ async def test_several_tool_calls_in_one_reply(service, alice):
 async def test_plan_mode_offers_no_tools_that_write_or_run(service, alice):
     sid = await alice.create_session()
     await alice.turn(sid, "plan something", mode="plan")
-    offered = tool_names(service.anthropic.message_requests[0])
+    offered = offered_tools(service.anthropic.message_requests[0])
     assert not offered & WRITING_TOOLS
     assert {"read_file_local", "list_directory_local"} <= offered
 

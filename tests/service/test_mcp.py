@@ -8,7 +8,7 @@ import pytest
 
 from agent_backend.context import CTX
 from tests.support.cli import eventually, run_bash
-from tests.support.standins.anthropic import Reply, tool_result_text
+from tests.support.standins.anthropic import Reply, offered_tools, tool_result_text, tool_results
 from tests.support.standins.mcp import Call, McpStandIn
 
 LIST = "mcp__seqera__platform_list_workflows"
@@ -18,14 +18,6 @@ LAUNCH = "mcp__seqera__platform_launch_workflow"
 @pytest.fixture
 async def service(make_service, mcp):
     return await make_service(env_overrides={"SEQERA_MCP_URL": mcp.url})
-
-
-def tool_names(request) -> set[str]:
-    return {t["name"] for t in request.json.get("tools") or []}
-
-
-def results_in(request) -> list[dict]:
-    return [b for b in request.json["messages"][-1]["content"] if b.get("type") == "tool_result"]
 
 
 def system_of(request) -> str:
@@ -47,11 +39,11 @@ async def test_a_platform_question_is_answered_with_the_users_own_data(service, 
     assert mcp.calls == [Call("alice", "platform_list_workflows", {"workspace": "acme/prod"})]
 
     first, second = service.anthropic.message_requests
-    offered = tool_names(first)
+    offered = offered_tools(first)
     assert {LIST, "mcp__seqera__search_nfcore_module", "mcp__seqera__search_seqera_api"} <= offered
     assert "execute_bash_local" in offered  # beside the local tools
     assert "mcp__seqera__platform_" in system_of(first) or "mcp__seqera__*" in system_of(first)
-    [block] = results_in(second)
+    [block] = tool_results(second)
     assert block["tool_use_id"] == call["toolCallId"] and not block.get("is_error")
     assert "alice_rnaseq_nightly" in tool_result_text(block)
 
@@ -76,7 +68,7 @@ async def test_a_tool_error_reaches_the_model_as_an_error(service, alice, mcp):
     sid = await alice.create_session()
     turn = await alice.turn(sid, "Is my compute environment fine?", tools=run_bash)
     assert turn.terminal["type"] == "finish"
-    [block] = results_in(service.anthropic.message_requests[1])
+    [block] = tool_results(service.anthropic.message_requests[1])
     assert block["is_error"] is True
 
 
@@ -90,14 +82,14 @@ async def test_a_tool_that_changes_state_runs_once_the_user_says_yes(service, al
                              Reply.text("Launched."))
     sid = await alice.create_session()
     turn = await alice.turn(sid, "Launch nf-core/rnaseq", tools=run_bash)  # the CLI's yes: "Unknown tool"
-    assert LAUNCH in tool_names(service.anthropic.message_requests[0])
+    assert LAUNCH in offered_tools(service.anthropic.message_requests[0])
     [asked] = turn.tool_calls  # the approval: an execute-local the CLI asks the user about
     assert (asked["toolName"], asked["args"]) == (LAUNCH, {"pipeline": "nf-core/rnaseq", "workspace": "acme/prod"})
     assert mcp.calls == [Call("alice", "platform_launch_workflow",
                               {"pipeline": "nf-core/rnaseq", "workspace": "acme/prod"})]
     [result] = [p for p in turn.parts if p["type"] == "tool-result"]
     assert "alice-launched" in result["result"]
-    [block] = results_in(service.anthropic.message_requests[1])
+    [block] = tool_results(service.anthropic.message_requests[1])
     assert not block.get("is_error") and "alice-launched" in tool_result_text(block)
 
 
@@ -108,7 +100,7 @@ async def test_a_no_reaches_the_model_as_a_refusal_and_nothing_is_called(service
     turn = await alice.turn(sid, "Launch nf-core/rnaseq", tools=deny)
     assert turn.terminal["type"] == "finish"
     assert mcp.calls == []
-    [block] = results_in(service.anthropic.message_requests[1])
+    [block] = tool_results(service.anthropic.message_requests[1])
     assert block["is_error"] is True and "the user declined it" in tool_result_text(block)
 
 
@@ -116,7 +108,7 @@ async def test_without_local_execution_no_tool_that_changes_state_is_offered(ser
     service.anthropic.script(Reply.text("read-only it is"))
     sid = await alice.create_session(local_execution=False)  # nothing could ask the user's approval
     await alice.turn(sid, "hi")
-    offered = tool_names(service.anthropic.message_requests[0])
+    offered = offered_tools(service.anthropic.message_requests[0])
     assert LIST in offered and LAUNCH not in offered and "execute_bash_local" not in offered
 
 
@@ -125,7 +117,7 @@ async def test_plan_mode_offers_only_read_only_tools(service, alice, mcp):
                              Reply.text("Here is the plan."))
     sid = await alice.create_session()
     turn = await alice.turn(sid, "Plan a launch", tools=run_bash, mode="plan")
-    offered = tool_names(service.anthropic.message_requests[0])
+    offered = offered_tools(service.anthropic.message_requests[0])
     assert LIST in offered and LAUNCH not in offered
     [result] = [p for p in turn.parts if p["type"] == "tool-result"]
     assert "not allowed in plan mode" in result["result"]
@@ -152,7 +144,7 @@ async def test_a_turn_without_a_call_costs_no_mcp_request_while_the_list_is_cach
     await eventually(lambda: service.app[CTX].mcp.open_connections == 0, what="the first run's MCP session closed")
     before = mcp.requests
     await alice.turn(await alice.create_session(), "hello again", tools=run_bash)
-    assert LIST in tool_names(service.anthropic.message_requests[-1])  # alice's tools, from the cache
+    assert LIST in offered_tools(service.anthropic.message_requests[-1])  # alice's tools, from the cache
     assert mcp.requests == before  # no handshake, no tools/list
 
 
@@ -179,7 +171,7 @@ async def test_mcp_trouble_never_takes_a_run_down(make_service, mcp, trouble, ca
     turn = await alice.turn(sid, "which runs failed?", tools=run_bash)
     assert turn.text == "done" and turn.terminal["type"] == "finish"  # the local tools still work
     first = service.anthropic.message_requests[0]
-    assert not any(n.startswith("mcp__") for n in tool_names(first))
+    assert not any(n.startswith("mcp__") for n in offered_tools(first))
     assert "Seqera Platform tools are unavailable" in system_of(first)
     await alice.turn(sid, "and now?", tools=run_bash)
     warnings = [r for r in caplog.records if r.getMessage() == "Seqera MCP unavailable"]
@@ -244,7 +236,7 @@ async def test_without_seqera_mcp_url_there_are_no_platform_tools(make_service, 
     sid = await alice.create_session()
     await alice.turn(sid, "hi", tools=run_bash)
     first = service.anthropic.message_requests[0]
-    assert not any(n.startswith("mcp__") for n in tool_names(first))
+    assert not any(n.startswith("mcp__") for n in offered_tools(first))
     assert "Seqera Platform tools" not in system_of(first)
 
 

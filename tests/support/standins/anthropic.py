@@ -220,6 +220,19 @@ def api_key_of(rec: Any) -> str | None:
     return auth[7:] if auth.lower().startswith("bearer ") else None
 
 
+def offered_tools(rec: Any) -> set[str]:
+    """The names of the tools a recorded Messages request offered the model."""
+    return {t["name"] for t in rec.json.get("tools") or []}
+
+
+def tool_results(rec: Any) -> list[dict[str, Any]]:
+    """The tool_result blocks of a recorded request's newest message (what the model got back)."""
+    content = rec.json["messages"][-1]["content"]
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+
 def tool_result_text(block: dict[str, Any]) -> str:
     """The text of a tool_result block (its content may be a string or a list of text blocks)."""
     return _text_of(block.get("content", ""))
