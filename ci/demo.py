@@ -326,8 +326,9 @@ class Demo:
             "SEQERA_NO_KEYCHAIN": "true",
         }
 
-    def seqera(self, *args: str, cwd: Path) -> tuple[int, str, str]:
-        """Run the CLI, echoing its answer as it streams. Returns (rc, stdout, stderr).
+    def seqera(self, *args: str, cwd: Path) -> tuple[str, str]:
+        """Run the CLI, echoing its answer as it streams. Returns (stdout, stderr); a non-zero exit fails
+        the step.
 
         Waits at most CLI_TIMEOUT seconds in all, even for a CLI that hangs without printing; then it
         kills the CLI's process group and fails the step."""
@@ -371,7 +372,9 @@ class Demo:
         if err.strip():
             say(indent(err.strip()[-3000:], "        (stderr) "))
         say(f"      exit status {rc}")
-        return rc, out.decode(errors="replace"), err
+        if rc != 0:
+            raise StepFailed(f"seqera ai{' -c' if '-c' in args else ''} exited {rc}")
+        return out.decode(errors="replace"), err
 
     def text_deltas(self, session_id: str) -> list[str]:
         """The text-delta parts the service streamed (SSE) in a session, replayed from its event log."""
@@ -409,9 +412,7 @@ class Demo:
                 f"SEQERA_LOG_LEVEL=off")
 
             say("\n    3a. a question; the answer streams back, with one local command round trip")
-            rc, out, err = self.seqera("--show-tools", "--show-tool-results", QUESTION, cwd=project)
-            if rc != 0:
-                raise StepFailed(f"seqera ai exited {rc}")
+            out, err = self.seqera("--show-tools", "--show-tool-results", QUESTION, cwd=project)
             if not out.strip():
                 raise StepFailed("the CLI printed no answer")
             if "execute_bash_local" not in err:
@@ -428,9 +429,7 @@ class Demo:
             say(f"      streamed: the service sent the answer as {len(deltas)} text-delta SSE events")
 
             say("\n    3b. `-c`: resume the conversation (the CLI closed the session after 3a)")
-            rc, out2, err2 = self.seqera("-c", FOLLOW_UP, cwd=project)
-            if rc != 0:
-                raise StepFailed(f"seqera ai -c exited {rc}")
+            out2, err2 = self.seqera("-c", FOLLOW_UP, cwd=project)
             if "No expired session found" in err2:
                 raise StepFailed("the CLI found no session to resume")
             if not out2.strip():
@@ -445,9 +444,7 @@ class Demo:
                 f"{len(users)} from you)")
 
             say("\n    3c. a question about your own Seqera Platform, answered through Seqera MCP")
-            rc, out3, err3 = self.seqera("--show-tools", "--show-tool-results", PLATFORM_QUESTION, cwd=project)
-            if rc != 0:
-                raise StepFailed(f"seqera ai exited {rc}")
+            out3, err3 = self.seqera("--show-tools", "--show-tool-results", PLATFORM_QUESTION, cwd=project)
             if "[tool] mcp__seqera__" not in err3:
                 raise StepFailed("the model did not call a Seqera MCP tool")
             if "demo-user_rnaseq_nightly" not in err3 or not out3.strip():
