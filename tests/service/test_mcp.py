@@ -199,15 +199,20 @@ async def test_a_server_restart_mid_run_reconnects_once(make_service, platform_s
 
 async def restart_mid_run(service, mcp):
     alice = service.cli(service.sentinels.alice_token)
-    service.anthropic.script(Reply.tool_use(LIST, {"workspace": "w"}), Reply.tool_use(LIST, {"workspace": "w"}),
+    # The second model reply holds after its text until released: the run makes its second call only once
+    # the server has restarted (not while it is down).
+    service.anthropic.script(Reply.tool_use(LIST, {"workspace": "w"}),
+                             Reply.tool_use(LIST, {"workspace": "w"}, text="Again. ", hold_after=1),
                              Reply.text("both listed"))
 
     sid = await alice.create_session()
     stream = await alice.open_events(sid)
     assert (await alice.send(sid, "list twice")).status == 200
     await stream.until(lambda e: e.type == "tool-result")
+    assert await asyncio.to_thread(service.anthropic.wait_held, 60), "the second model call never held"
     await asyncio.to_thread(mcp.go_down, "refuse")
     await asyncio.to_thread(mcp.come_up)  # a new server: the run's MCP session is gone
+    service.anthropic.release()
     await alice.follow(sid, stream, tools=run_bash)
     await stream.close()
     results = [p["result"] for p in stream.parts() if p["type"] == "tool-result"]

@@ -214,7 +214,9 @@ class McpStandIn:
     def start(self) -> "McpStandIn":
         self.mode = "up"
         self._sock.listen(128)
-        server = self._server = uvicorn.Server(uvicorn.Config(self._asgi(), log_level="warning", lifespan="on"))
+        server = self._server = uvicorn.Server(uvicorn.Config(
+            self._asgi(), log_level="warning", lifespan="on",
+            timeout_graceful_shutdown=1))  # a stop closes open streams (a 2025-era client keeps one) at once
         self._thread = threading.Thread(target=server.run, kwargs={"sockets": [self._sock]}, daemon=True,
                                         name="mcp-standin")
         self._thread.start()
