@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # Two workers: the machines here have two cores.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test demo bench docs images package
+.PHONY: setup test demo bench docs images package publish
 
 setup:
 	@ci/setup.sh
@@ -23,12 +23,19 @@ bench: setup
 docs: setup
 	$(PY) schema/generate.py
 
-# Every image the chart pulls for VALUES, one per line and nothing else: the vendoring list (README).
+# Every image the chart pulls for VALUES (and SET, helm --set syntax), one per line and nothing else: the
+# vendoring list (README).
 images:
 	@ci/setup.sh >&2
-	@$(PY) ci/images.py $(VALUES)
+	@$(PY) ci/images.py $(VALUES) $(if $(SET),--set '$(SET)',)
 
 # The chart as dist/agent-backend-<version>.tgz, reproducible, CHANGELOG.md inside; signed (.prov) when
 # HELM_SIGN_KEY and HELM_SIGN_KEYRING are set (ci/package.py says how).
 package: setup
 	$(PY) ci/package.py
+
+# The chart (oci://REGISTRY/charts/agent-backend:<version>) and the image
+# (REGISTRY/<image.repository>:<appVersion>) pushed to REGISTRY=<host[:port][/path]>; plain HTTP only on
+# loopback; credentials from `helm registry login` and `skopeo login` (ci/publish.py says how).
+publish: setup package image
+	$(PY) ci/publish.py $(REGISTRY)

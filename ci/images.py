@@ -3,9 +3,13 @@
 line and nothing else (the vendoring list: pipe it into `skopeo copy`). The chart is rendered with the
 pinned helm, every object validated (tests/support/helm.py), and the images are read from every pod the
 release can run: the Deployment's init and app containers, the `helm test` pod, pod-bearing
-`extraDeploy` objects. A values file that the chart refuses prints helm's message on stderr, exit 1."""
+`extraDeploy` objects. A values file that the chart refuses prints helm's message on stderr, exit 1.
+
+`make images VALUES=<file> SET=<key=value,...>` also passes SET to helm as `--set`, after the file (the
+chart README's vendoring steps list the images at their upstream registry this way)."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -15,22 +19,26 @@ sys.path.insert(0, str(ROOT))
 from tests.support import helm, k8s  # noqa: E402
 
 
-def images(values_file: Path) -> list[str]:
-    objs = helm.render(files=[values_file])
+def images(values_file: Path, set_: list[str] | None = None) -> list[str]:
+    objs = helm.render(files=[values_file], set_=set_)
     found = {c["image"] for o in objs if (spec := k8s.pod_spec(o)) is not None for c in k8s.all_containers(spec)}
     return sorted(found)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: make images VALUES=<values file>", file=sys.stderr)
+    parser = argparse.ArgumentParser(usage="make images VALUES=<values file> [SET=<key=value,...>]")
+    parser.add_argument("values", nargs="?", default="")
+    parser.add_argument("--set", action="append", dest="set_", help="as helm's --set")
+    args = parser.parse_args(argv)
+    if not args.values:
+        parser.print_usage(sys.stderr)
         return 2
-    values_file = Path(argv[0]).resolve()
+    values_file = Path(args.values).resolve()
     if not values_file.is_file():
-        print(f"no such values file: {argv[0]}", file=sys.stderr)
+        print(f"no such values file: {args.values}", file=sys.stderr)
         return 2
     try:
-        print("\n".join(images(values_file)))
+        print("\n".join(images(values_file, args.set_)))
     except helm.HelmError as exc:
         print(exc.stderr.strip() or str(exc), file=sys.stderr)
         return 1

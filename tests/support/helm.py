@@ -115,8 +115,11 @@ def helm_env(helm: str) -> dict[str, str]:
     return env
 
 
-def _chart_fingerprint(chart: Path) -> str:
-    """Hash of every file in the chart, so an edited chart is never served from the cache."""
+def _chart_fingerprint(chart: Path | str) -> str:
+    """Hash of every file in the chart, so an edited chart is never served from the cache. A chart
+    reference (`oci://...`) stands for itself: render() never caches one (a registry can change)."""
+    if isinstance(chart, str):
+        return chart
     h = hashlib.sha256()
     for p in sorted(chart.rglob("*")):
         if p.is_file():
@@ -139,7 +142,7 @@ def _set_args(set_: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
 
 
 def _run(helm: str, args: list[str], values: Any, files: Iterable[str | os.PathLike],
-         cache: dict[str, str], chart: Path) -> tuple[str, str, bool]:
+         cache: dict[str, str], chart: Path | str) -> tuple[str, str, bool]:
     """Run `helm <args> -f <files...> -f <values>`.
 
     Returns (stdout, cache key, was_cached). The caller stores the text under the key once it has
@@ -231,7 +234,8 @@ def render(values: Any = None, files: Iterable[str | os.PathLike] = (),
            show_only: str | Sequence[str] | None = None, helm: str = "helm4",
            set_: Mapping[str, Any] | Sequence[str] | None = None, *,
            release: str = RELEASE, namespace: str = NAMESPACE,
-           kube_version: str = KUBE_VERSION, chart: Path = paths.CHART) -> Rendered:
+           kube_version: str = KUBE_VERSION, chart: Path | str = paths.CHART,
+           version: str | None = None, plain_http: bool = False) -> Rendered:
     """Render the chart with real helm and return fresh, validated objects.
 
     values:    a dict written to a temp values file (applied after `files`); None = no extra file.
@@ -240,14 +244,18 @@ def render(values: Any = None, files: Iterable[str | os.PathLike] = (),
                The whole chart is always rendered and validated (one cached helm call per input).
     helm:      "helm4" or "helm3" (paths.HELM_BINARIES).
     set_:      {"a.b": "v"} or ["a.b=v"], passed as --set.
+    chart:     a chart directory, or a reference such as "oci://host/charts/agent-backend" with its
+               `version` (`--version`); `plain_http` for a registry without TLS (`--plain-http`).
     """
     args = ["template", release, str(chart), "--namespace", namespace,
-            "--kube-version", kube_version, *_set_args(set_)]
-    text, key, cached = _run(helm, args, values, files, _text_cache, chart)
+            "--kube-version", kube_version, *_set_args(set_),
+            *(["--version", version] if version else []), *(["--plain-http"] if plain_http else [])]
+    cache = _text_cache if isinstance(chart, Path) else {}
+    text, key, cached = _run(helm, args, values, files, cache, chart)
     if not cached:  # fresh helm output: validate once, then cache
         validate_objects(parse(text))
         with _lock:
-            _text_cache[key] = text
+            cache[key] = text
     objs = parse(text)
     if show_only is not None:
         wanted = [show_only] if isinstance(show_only, str) else list(show_only)

@@ -1,0 +1,40 @@
+"""Fixtures of the release tests: the chart package (ci/package.py), the service image, and a throwaway
+loopback registry."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.release.artifacts import APP_VERSION, CHART_META, CHART_VERSION, Layout, tiny_layout
+from tests.support import paths
+from tests.support.registry import Registry
+
+
+@pytest.fixture(scope="session")
+def service_image(tmp_path_factory) -> Layout:
+    """TEMPORARY stand-in for `make image`'s image until tests/support/image.py exists: a tiny umoci image
+    tagged with the appVersion, with the attributes publish needs (`layout`, `tag`, `ref`). Once that
+    module exists this fixture becomes `return image.built()` (`from tests.support import image`)."""
+    return tiny_layout(tmp_path_factory.mktemp("service-image") / "image", APP_VERSION, "agent-backend stand-in")
+
+
+@pytest.fixture(scope="session")
+def chart_package(tmp_path_factory) -> Path:
+    """`make package`'s .tgz, written by ci/package.py into a temp dir (dist/ stays the user's)."""
+    out = tmp_path_factory.mktemp("package")
+    result = subprocess.run([str(paths.PYTHON), str(paths.ROOT / "ci" / "package.py"), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    package = out / f"{CHART_META['name']}-{CHART_VERSION}.tgz"
+    assert package.is_file(), result.stdout
+    return package
+
+
+@pytest.fixture
+def registry() -> Iterator[Registry]:
+    """A registry of this test's own on 127.0.0.1, stopped and deleted afterwards."""
+    with Registry() as reg:
+        yield reg
