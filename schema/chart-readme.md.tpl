@@ -180,6 +180,73 @@ It prints one image reference per line and nothing else (pipe it into `skopeo co
 your own `initContainers` and pod-bearing `extraDeploy` objects. The install notes (`helm install`
 output) print the chart's two images.
 
+### Copying the images and the chart to your registry
+
+From a checkout of this repository, with `skopeo` and `make`, set `UPSTREAM` (the registry to copy
+from, `host[:port][/path]`), `PRIVATE` (yours, the same form) and `VALUES` (the values file you will
+install with), then run:
+
+<!-- vendoring-steps: tests/release/test_vendoring.py runs this block exactly as written -->
+```bash
+: "${UPSTREAM:?}" "${PRIVATE:?}" "${VALUES:?}"
+DOCKER_HUB=${DOCKER_HUB:-docker.io}  # where references without a registry (mysql:9) come from
+TLS_VERIFY=${TLS_VERIFY:-true}       # false only for a plain-HTTP registry on loopback
+CHART_VERSION={{ version }}
+make -s images VALUES="$VALUES" SET="global.imageRegistry=,image.registry=$UPSTREAM" |
+  while read -r ref; do
+    first=${ref%%/*}
+    if [[ $ref == "$UPSTREAM"/* ]]; then
+      src=$ref path=${ref#"$UPSTREAM"/}       # the chart's images, at UPSTREAM
+    elif [[ $ref == */* && ( $first == *.* || $first == *:* || $first == localhost ) ]]; then
+      src=$ref path=${ref#*/}                 # another registry/repository:tag
+    elif [[ $ref == */* ]]; then
+      src=$DOCKER_HUB/$ref path=$ref          # Docker Hub: user/repository:tag
+    else
+      src=$DOCKER_HUB/library/$ref path=$ref  # a Docker Hub official image: mysql:9
+    fi
+    if [[ $src == *@* ]]; then                # repository:tag@digest: copied by its digest, to its tag
+      name=${src%@*} digest=${src#*@}
+      [[ ${name##*/} != *:* ]] || name=${name%:*}
+      src=$name@$digest path=${path%@*}
+    fi
+    skopeo copy --all --preserve-digests --src-tls-verify="$TLS_VERIFY" --dest-tls-verify="$TLS_VERIFY" \
+      "docker://$src" "docker://$PRIVATE/$path" </dev/null
+  done
+skopeo copy --preserve-digests --src-tls-verify="$TLS_VERIFY" --dest-tls-verify="$TLS_VERIFY" \
+  "docker://$UPSTREAM/charts/agent-backend:$CHART_VERSION" "docker://$PRIVATE/charts/agent-backend:$CHART_VERSION"
+```
+
+What it does:
+
+- `make images ... SET=...` lists the images your values pull, the chart's own at `UPSTREAM`: `SET`
+  clears `global.imageRegistry` (which your values may already point at `PRIVATE`) and sets
+  `image.registry`, for this listing only. `UPSTREAM` holds them the way `make publish
+  REGISTRY=<host[:port][/path]>` (see the repository's README) pushes them: the image at
+  `REGISTRY/{{ imageRepository }}:{{ appVersion }}`, the chart at `oci://REGISTRY/charts/{{ name }}`.
+- Each image goes to `PRIVATE` under the same repository path (below `UPSTREAM`, or below its own
+  registry), where `global.imageRegistry=$PRIVATE` makes the chart look for it. `--all` copies every
+  architecture of a multi-architecture image and `--preserve-digests` refuses to change a digest, so
+  an image your values pin as `repository:tag@digest` pulls from `PRIVATE` by the same digest (it is
+  stored under its tag).
+- A reference without a registry is Docker Hub's: `mysql:9` (the default `wait-for-mysql` image) is
+  `docker.io/library/mysql:9`, and `user/tool:1` is `docker.io/user/tool:1`. The loop copies them
+  from `DOCKER_HUB` (set it to your Docker Hub mirror if you have one) to `PRIVATE/mysql:9`; by hand:
+  `skopeo copy --all docker://docker.io/library/mysql:9 docker://$PRIVATE/mysql:9`.
+- The chart is an OCI artifact, which `skopeo copy` copies like an image, digest kept.
+- Images of your own `initContainers` and `extraDeploy` objects are copied too, but the chart uses
+  them as you wrote them (`global.imageRegistry` re-points only the chart's images): write them with
+  `PRIVATE`'s address.
+- Credentials: run `skopeo login <host>` for each registry host that needs them first (or point
+  `REGISTRY_AUTH_FILE` at an auth file); no password goes on a command line.
+
+Then install from `PRIVATE` (`helm registry login <host>` first if it needs credentials, and
+`global.imageCredentials` in your values for the cluster's pulls, see above):
+
+```console
+helm install agent-backend "oci://$PRIVATE/charts/agent-backend" --version {{ version }} -f "$VALUES" \
+  --set global.imageRegistry="$PRIVATE"
+```
+
 ## Environment contract
 
 The app container gets these environment variables; the service reads exactly these names.

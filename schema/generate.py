@@ -263,6 +263,7 @@ def render_readme(source: dict, chart: dict) -> str:
         "appVersion": str(chart["appVersion"]),
         "type": chart.get("type", "application"),
         "kubeVersion": chart.get("kubeVersion", ""),
+        "imageRepository": default_of(source)["image"]["repository"],
         "valuesTable": "\n".join(rows),
     }
 

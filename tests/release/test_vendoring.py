@@ -1,0 +1,81 @@
+"""Vendoring, end to end, as the chart README's "Vendoring images" section tells a user to do it: the chart
+and the image published to an "upstream" registry (`ci/publish.py`, what `make publish` runs), the README's
+vendoring block run by bash exactly as written into a "private" registry, then the chart rendered from
+"private" with only `global.imageRegistry` pointing at it: every image it renders, and the chart itself,
+is in "private" with the digest it has at its source.
+
+All three registries are Debian's docker-registry on loopback (plain HTTP, hence `TLS_VERIFY=false`). The
+third stands in for Docker Hub (`DOCKER_HUB`), holding a small image as `library/mysql:9`: the real
+`mysql:9` cannot be fetched on these machines."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from tests.release.artifacts import APP_REPOSITORY, APP_VERSION, CHART_VERSION, publish_ok, tiny_layout
+from tests.support import helm as h
+from tests.support import k8s, paths
+from tests.support.registry import Registry, manifest_digest
+
+MARKER = "<!-- vendoring-steps:"
+
+
+def readme_block() -> str:
+    """The bash block that follows the vendoring-steps marker in the chart README."""
+    readme = (paths.CHART / "README.md").read_text()
+    assert readme.count(MARKER) == 1, f"no single {MARKER} marker in the chart README"
+    found = re.match(r"[^\n]*\n```bash\n(.*?)\n```\n", readme.split(MARKER, 1)[1], re.S)
+    assert found, f"no ```bash block right after {MARKER}"
+    return found.group(1)
+
+
+def by_digest(ref: str) -> str:
+    """`repository:tag@digest` as a reference skopeo takes (`repository@digest`: the runtime pulls by digest)."""
+    name, _, digest = ref.partition("@")
+    return f"{name.rsplit(':', 1)[0]}@{digest}" if digest else ref
+
+
+class TestVendoring:
+    @pytest.mark.parametrize("pin", ["tag", "digest"])
+    def test_should_copy_every_image_the_chart_pulls_and_the_chart_with_their_digests(
+            self, tmp_path, chart_package, service_image, pin):
+        with Registry("upstream") as upstream, Registry("private") as private, Registry("docker-hub") as hub:
+            # a path below each host, as many registries have (a project, an organisation)
+            source, target = f"{upstream.host}/seqera", f"{private.host}/vendored"
+            published = publish_ok(source, chart_package, service_image)
+            app_digest = published[f"{source}/{APP_REPOSITORY}:{APP_VERSION}"]
+            mysql = tiny_layout(tmp_path / "mysql", "9", "mysql:9 stand-in")
+            copied = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", mysql.ref,
+                                     f"docker://{hub.host}/library/mysql:9"], capture_output=True, text=True,
+                                    timeout=300)
+            assert copied.returncode == 0, copied.stderr
+            # the user's values: what they will install with, already pointing at their registry; pinned by
+            # digest or not
+            values = k8s.values({"global": {"imageRegistry": target}})
+            if pin == "digest":
+                values["image"] = {"digest": app_digest}
+            values_file = tmp_path / "my-values.yaml"
+            values_file.write_text(yaml.safe_dump(values))
+
+            steps = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", readme_block()], cwd=paths.ROOT, capture_output=True, text=True,
+                # HOME of its own: no login of the user's is read
+                env={**os.environ, "HOME": str(tmp_path), "UPSTREAM": source, "PRIVATE": target,
+                     "VALUES": str(values_file), "DOCKER_HUB": hub.host, "TLS_VERIFY": "false"},
+                timeout=900)
+            assert steps.returncode == 0, f"{steps.stdout}\n{steps.stderr}"
+
+            objs = h.render(files=[values_file], chart=f"oci://{target}/charts/agent-backend", version=CHART_VERSION,
+                            plain_http=True, set_={"global.imageRegistry": target})
+            rendered = {c["image"] for o in objs if (s := k8s.pod_spec(o)) is not None for c in k8s.all_containers(s)}
+            app = f"{target}/{APP_REPOSITORY}:{APP_VERSION}" + (f"@{app_digest}" if pin == "digest" else "")
+            wait = f"{target}/mysql:9"
+            assert rendered == {app, wait}
+            assert manifest_digest(f"docker://{by_digest(app)}") == app_digest
+            assert manifest_digest(f"docker://{wait}") == manifest_digest(f"docker://{hub.host}/library/mysql:9")
+            chart = f"charts/agent-backend:{CHART_VERSION}"
+            assert manifest_digest(f"docker://{target}/{chart}") == published[f"oci://{source}/{chart}"]
