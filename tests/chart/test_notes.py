@@ -122,9 +122,9 @@ class TestImageListingCommand:
         return block.strip()
 
     @staticmethod
-    def make_images(values_file: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["make", "-s", "images", f"VALUES={values_file}"], capture_output=True, text=True,
-                              cwd=paths.ROOT, timeout=600)
+    def make_images(values_file: str, *make_args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-s", "images", f"VALUES={values_file}", *make_args], capture_output=True,
+                              text=True, cwd=paths.ROOT, timeout=600)
 
     def test_the_readme_names_make_images(self):
         assert self.readme_command() == "make images VALUES=my-values.yaml"
@@ -137,6 +137,18 @@ class TestImageListingCommand:
         expected = {c["image"] for o in objs if k8s.pod_spec(o) is not None
                     for c in k8s.all_containers(k8s.pod_spec(o))}
         assert result.stdout.splitlines() == sorted(expected)  # nothing else on stdout
+
+    def test_should_apply_set_after_the_values_file(self):
+        # the vendoring steps list the chart's images at their source registry this way
+        example = paths.VALUES_EXAMPLES / "private-registry.yaml"
+        overrides = "global.imageRegistry=,image.registry=upstream.example.com"
+        result = self.make_images(str(example), f"SET={overrides}")
+        assert result.returncode == 0, result.stderr
+        objs = h.render(files=[example], set_=[overrides])
+        expected = {c["image"] for o in objs if k8s.pod_spec(o) is not None
+                    for c in k8s.all_containers(k8s.pod_spec(o))}
+        assert result.stdout.splitlines() == sorted(expected)
+        assert any(i.startswith("upstream.example.com/") for i in expected)
 
     def test_should_name_a_missing_values_file(self):
         result = self.make_images("no-such-values.yaml")
