@@ -20,9 +20,7 @@ from tests.support import helm, k8s  # noqa: E402
 
 
 def images(values_file: Path, set_: list[str] | None = None) -> list[str]:
-    objs = helm.render(files=[values_file], set_=set_)
-    found = {c["image"] for o in objs if (spec := k8s.pod_spec(o)) is not None for c in k8s.all_containers(spec)}
-    return sorted(found)
+    return sorted(k8s.pod_images(helm.render(files=[values_file], set_=set_)))
 
 
 def main(argv: list[str]) -> int:

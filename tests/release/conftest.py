@@ -1,16 +1,14 @@
-"""Fixtures of the release tests: the chart package (ci/package.py), the service image, and a throwaway
-loopback registry."""
+"""Fixtures of the release tests: the chart package (ci/package.py) and the service image. Registries are
+started in the tests' own `with` blocks, so that a failure shows their logs."""
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.release.artifacts import APP_VERSION, CHART_META, CHART_VERSION, Layout, tiny_layout
 from tests.support import paths
-from tests.support.registry import Registry
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +29,3 @@ def chart_package(tmp_path_factory) -> Path:
     package = out / f"{CHART_META['name']}-{CHART_VERSION}.tgz"
     assert package.is_file(), result.stdout
     return package
-
-
-@pytest.fixture
-def registry() -> Iterator[Registry]:
-    """A registry of this test's own on 127.0.0.1, stopped and deleted afterwards."""
-    with Registry() as reg:
-        yield reg

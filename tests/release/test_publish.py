@@ -11,56 +11,52 @@ import pytest
 from tests.release.artifacts import APP_REPOSITORY, APP_VERSION, CHART_VERSION, publish, publish_ok
 from tests.support import helm as h
 from tests.support import k8s, paths
-from tests.support.registry import manifest_digest
+from tests.support.registry import Registry, manifest_digest
 
 spec = importlib.util.spec_from_file_location("publish_script", paths.ROOT / "ci" / "publish.py")
 publish_script = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(publish_script)
 
 
-def pod_images(objs) -> set[str]:
-    return {c["image"] for o in objs if (s := k8s.pod_spec(o)) is not None for c in k8s.all_containers(s)}
-
-
 class TestPublishedReferences:
     @pytest.mark.parametrize("path", ["", "/some/path"], ids=["host-port", "with-path"])
-    def test_should_push_the_chart_and_image_where_an_install_finds_them(self, registry, chart_package,
-                                                                          service_image, path):
-        target = registry.host + path
-        pushed = publish_ok(target, chart_package, service_image)
-        chart_ref = f"{target}/charts/agent-backend:{CHART_VERSION}"
-        image_ref = f"{target}/{APP_REPOSITORY}:{APP_VERSION}"
-        assert set(pushed) == {f"oci://{chart_ref}", image_ref}
-        assert pushed[f"oci://{chart_ref}"] == manifest_digest(f"docker://{chart_ref}")
-        # the image is the layout's, digest unchanged
-        assert pushed[image_ref] == manifest_digest(f"docker://{image_ref}") == manifest_digest(service_image.ref)
-        # the chart renders from the registry, and global.imageRegistry alone points it at the pushed image
-        objs = h.render(k8s.values(), chart=f"oci://{target}/charts/agent-backend", version=CHART_VERSION,
-                        plain_http=True, set_={"global.imageRegistry": target})
-        assert image_ref in pod_images(objs)
+    def test_should_push_the_chart_and_image_where_an_install_finds_them(self, chart_package, service_image, path):
+        with Registry() as registry:
+            target = registry.host + path
+            pushed = publish_ok(target, chart_package, service_image)
+            chart_ref = f"{target}/charts/agent-backend:{CHART_VERSION}"
+            image_ref = f"{target}/{APP_REPOSITORY}:{APP_VERSION}"
+            assert set(pushed) == {f"oci://{chart_ref}", image_ref}
+            assert pushed[f"oci://{chart_ref}"] == manifest_digest(f"docker://{chart_ref}")
+            # the image is the layout's, digest unchanged
+            assert pushed[image_ref] == manifest_digest(f"docker://{image_ref}") == manifest_digest(service_image.ref)
+            # the chart renders from the registry, and global.imageRegistry alone points it at the pushed image
+            objs = h.render(k8s.values(), chart=f"oci://{target}/charts/agent-backend", version=CHART_VERSION,
+                            plain_http=True, set_={"global.imageRegistry": target})
+            assert image_ref in k8s.pod_images(objs)
 
-    def test_should_read_the_image_name_and_versions_from_the_chart(self):
-        # what the references above are built from, so that they follow the chart rather than a copy
+    def test_the_documented_image_reference_is_the_charts_default(self):
+        # README and CHANGELOG name REGISTRY/private/nf-tower-enterprise/agent-backend:0.1.0
         assert (APP_REPOSITORY, APP_VERSION) == ("private/nf-tower-enterprise/agent-backend", "0.1.0")
-        assert f"private/nf-tower-enterprise/agent-backend:{APP_VERSION}" in pod_images(h.render(k8s.values()))
+        assert f"private/nf-tower-enterprise/agent-backend:{APP_VERSION}" in k8s.pod_images(h.render(k8s.values()))
 
 
 class TestPlainHttpOnlyOnLoopback:
-    @pytest.mark.parametrize("registry", ["127.0.0.1:5000", "127.8.9.10", "localhost", "LOCALHOST:5000/x",
+    @pytest.mark.parametrize("address", ["127.0.0.1:5000", "127.8.9.10", "localhost", "LOCALHOST:5000/x",
                                           "[::1]:5000/charts", "::1", "127.0.0.1:5000/some/path"])
-    def test_should_use_plain_http_for_loopback(self, registry):
-        assert publish_script.is_loopback(registry)
+    def test_should_use_plain_http_for_loopback(self, address):
+        assert publish_script.is_loopback(address)
 
-    @pytest.mark.parametrize("registry", ["registry.example.com", "registry.example.com:5000/path", "10.0.0.1:5000",
+    @pytest.mark.parametrize("address", ["registry.example.com", "registry.example.com:5000/path", "10.0.0.1:5000",
                                           "[fe80::1]:5000", "localhost.example.com", "127.example.com",
                                           "cr.seqera.io/private"])
-    def test_should_use_tls_elsewhere(self, registry):
-        assert not publish_script.is_loopback(registry)
+    def test_should_use_tls_elsewhere(self, address):
+        assert not publish_script.is_loopback(address)
 
-    @pytest.mark.parametrize("registry", ["https://registry.example.com", "oci://127.0.0.1:5000",
+    @pytest.mark.parametrize("address", ["https://registry.example.com", "oci://127.0.0.1:5000",
                                           "host:port", "host//path"])
-    def test_should_refuse_what_is_not_host_port_path(self, chart_package, service_image, registry):
-        result = publish(registry, "--chart-package", str(chart_package), "--image-layout", str(service_image.layout))
+    def test_should_refuse_what_is_not_host_port_path(self, chart_package, service_image, address):
+        result = publish(address, "--chart-package", str(chart_package), "--image-layout", str(service_image.layout))
         assert result.returncode == 1 and "host[:port][/path]" in result.stderr
 
 

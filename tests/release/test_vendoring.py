@@ -71,10 +71,9 @@ class TestVendoring:
 
             objs = h.render(files=[values_file], chart=f"oci://{target}/charts/agent-backend", version=CHART_VERSION,
                             plain_http=True, set_={"global.imageRegistry": target})
-            rendered = {c["image"] for o in objs if (s := k8s.pod_spec(o)) is not None for c in k8s.all_containers(s)}
             app = f"{target}/{APP_REPOSITORY}:{APP_VERSION}" + (f"@{app_digest}" if pin == "digest" else "")
             wait = f"{target}/mysql:9"
-            assert rendered == {app, wait}
+            assert k8s.pod_images(objs) == {app, wait}
             assert manifest_digest(f"docker://{by_digest(app)}") == app_digest
             assert manifest_digest(f"docker://{wait}") == manifest_digest(f"docker://{hub.host}/library/mysql:9")
             chart = f"charts/agent-backend:{CHART_VERSION}"

@@ -83,6 +83,11 @@ def all_containers(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
             *spec.get("ephemeralContainers", [])]
 
 
+def pod_images(objs: Rendered) -> set[str]:
+    """The image of every container of every pod-bearing object rendered (what the cluster pulls)."""
+    return {c["image"] for o in objs if (spec := pod_spec(o)) is not None for c in all_containers(spec)}
+
+
 def app_container(objs: Rendered) -> dict[str, Any]:
     """The main container of the chart's Deployment (the one serving the `http` port)."""
     containers = pod(objs)["containers"]

@@ -7,7 +7,8 @@ manifest digests back from one with skopeo.
 
 The registry binds `127.0.0.1:0` itself and `start()` reads the port it got from its log ("listening on
 ..."), so no port is chosen before it is bound; then it polls `http://host/v2/` with a deadline. Its log
-is `log` in its temp dir and is quoted in every failure. Plain HTTP, no auth, no delete: a test registry.
+is `log` in its temp dir, quoted when it fails to start and printed (stderr, so in the test's report) when
+the `with` block it serves fails. Plain HTTP, no auth, no delete: a test registry.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -101,7 +103,9 @@ class Registry:
     def __enter__(self) -> "Registry":
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None:  # a failure inside the block: its log goes into the test's report
+            print(f"--- {self.name} registry log ---\n{self.log_text()[-4000:]}", file=sys.stderr)
         self.stop()
 
 
