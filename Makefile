@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # Two workers: the machines here have two cores.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test demo bench docs images package
+.PHONY: setup test demo bench docs images package image
 
 setup:
 	@ci/setup.sh
@@ -32,3 +32,9 @@ images:
 # HELM_SIGN_KEY and HELM_SIGN_KEYRING are set (ci/package.py says how).
 package: setup
 	$(PY) ci/package.py
+
+# The service image without a Docker daemon (root: mmdebstrap): dist/image/ (OCI layout, tag = appVersion),
+# dist/agent-backend-<appVersion>.oci.tar and its package list; reproducible, cached on its inputs
+# (FRESH=1 rebuilds). ci/image.py says how.
+image: setup
+	$(PY) ci/image.py $(if $(FRESH),--fresh,)
