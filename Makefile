@@ -9,7 +9,9 @@ PYTEST_ARGS ?= -n 2
 setup:
 	@ci/setup.sh
 
+# The images the tests run are built (or found in the cache) first, outside pytest's per-test hang bound.
 test: setup
+	$(PY) -m tests.support.image
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

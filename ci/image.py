@@ -57,8 +57,9 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DPKG_EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/info/*", "/usr/share/locale/*",
                  "/usr/share/lintian/*")
 DPKG_INCLUDES = ("/usr/share/doc/*/copyright",)  # the licenses stay
-# Last in every image's customize script: nothing of the build stays.
-CLEAN = "rm -rf /var/cache/* /var/lib/apt/lists/* /var/log/* /etc/machine-id /var/lib/dbus/machine-id\n"
+# What no image keeps of its build (removed after mmdebstrap, which leaves apt's state directories, owned
+# by whoever ran the build, even without apt).
+LEFTOVERS = ("var/cache/*", "var/lib/apt/lists/*", "var/log/*", "etc/machine-id", "var/lib/dbus/machine-id")
 # The chroot's commands get a clean environment (none of this machine's PIP_*, proxies or paths).
 IN_CHROOT = 'chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 /bin/sh'
 
@@ -113,7 +114,7 @@ mkdir -p /app
 install -m 0755 /tmp/stage/init.sh /app/init.sh
 echo 'agent:x:{GID}:' >> /etc/group
 echo 'agent:x:{UID}:{GID}:agent-backend:/tmp:/usr/sbin/nologin' >> /etc/passwd
-{CLEAN}""",
+""",
     config=("--config.user", f"{UID}:{GID}", "--config.workingdir", "/app", "--config.exposedports", "8002/tcp",
             "--config.stopsignal", "SIGTERM",
             *(a for e in (f"PATH={VENV}/bin:{SYSTEM_PATH}", "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1",
@@ -124,7 +125,7 @@ echo 'agent:x:{UID}:{GID}:agent-backend:/tmp:/usr/sbin/nologin' >> /etc/passwd
 # image instead: Debian's MySQL-compatible client (MariaDB's `mysql`), bash and coreutils, nothing else.
 MYSQL_CLIENT = Recipe(
     name="mysql-client", title="mysql client (MariaDB's, Debian): a test stand-in for mysql:9",
-    layout="mysql-client-image", packages=("mariadb-client-core",), customize=f"set -eu\n{CLEAN}",
+    layout="mysql-client-image", packages=("mariadb-client-core",), customize="",
     config=("--config.env", f"PATH={SYSTEM_PATH}", "--config.cmd", "mysql"),
 )
 RECIPES = {r.name: r for r in (AGENT_BACKEND, MYSQL_CLIENT)}
@@ -212,6 +213,12 @@ def rootfs(work: Path, staged: Path, recipe: Recipe, epoch: int) -> tuple[Path, 
         f"--customize-hook={IN_CHROOT} /tmp/stage/list-packages.sh > {packages}",
         '--customize-hook=rm -rf "$1/tmp/stage"',
         SUITE, root, env={**os.environ, "SOURCE_DATE_EPOCH": str(epoch)})
+    for pattern in LEFTOVERS:
+        for p in root.glob(pattern):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
     clamp_mtimes(root, epoch)
     return root, packages.read_text()
 
@@ -289,6 +296,24 @@ def build(cached: Path, recipe: Recipe, tag: str, epoch: int, revision: str, met
         shutil.rmtree(work, ignore_errors=True)
 
 
+def publish(cached: Path, layout: Path, tar: Path, packages: Path) -> None:
+    """Copy a build to --out, each file replaced whole (a reader of the old one never sees half of it);
+    a layout that already holds this build is left as it is."""
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    index = layout / "index.json"
+    if not (index.is_file() and index.read_bytes() == (cached / "image" / "index.json").read_bytes()):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{layout.name}-", dir=layout.parent))
+        shutil.copytree(cached / "image", tmp / "image")
+        if layout.exists():
+            layout.rename(tmp / "old")
+        (tmp / "image").rename(layout)
+        shutil.rmtree(tmp)
+    for src, dest in ((cached / "image.oci.tar", tar), (cached / "packages", packages)):
+        part = dest.with_name(f".{dest.name}.part")
+        shutil.copy(src, part)
+        part.replace(dest)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "dist")
@@ -313,13 +338,8 @@ def main() -> int:
             build(cached, recipe, tag, epoch, revision, meta)
         else:
             log(f"{recipe.name}: inputs unchanged, using the build in {cached.relative_to(ROOT)}")
-        args.out.mkdir(parents=True, exist_ok=True)
         layout, tar = args.out / recipe.layout, args.out / f"{recipe.name}-{tag}.oci.tar"
-        if layout.exists():
-            shutil.rmtree(layout)
-        shutil.copytree(cached / "image", layout)
-        shutil.copy(cached / "image.oci.tar", tar)
-        shutil.copy(cached / "packages", args.out / f"{recipe.name}-{tag}.packages")
+        publish(cached, layout, tar, args.out / f"{recipe.name}-{tag}.packages")
     print(f"{layout}:{tag} {manifest_digest(layout, tag)}")
     print(tar)
     return 0

@@ -291,6 +291,15 @@ class ContainerPod(LocalPod):
         self._running[proc.pid] = cid
         return proc
 
+    def container_pid(self, proc: subprocess.Popen[bytes]) -> int:
+        """The host PID of the container's process (its PID 1), from `runc state`."""
+        cid = self._running[proc.pid]
+        result = subprocess.run(["runc", "--root", str(self.runc_root), "state", cid], capture_output=True,
+                                text=True, timeout=60)
+        if result.returncode != 0:
+            raise LocalPodError(f"runc state {cid}: {result.stderr.strip()}")
+        return int(json.loads(result.stdout)["pid"])
+
     def stop(self, proc: subprocess.Popen[bytes], grace: float = 20.0) -> int:
         """SIGTERM (runc hands it to the container's PID 1), SIGKILL after `grace`; then the container's
         runtime state is deleted."""
