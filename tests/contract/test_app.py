@@ -14,7 +14,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from agent_backend.app import create_app
 from agent_backend.config import load_config
-from tests.contract.examples import Example, user_objects
+from tests.contract.examples import Example, load_example, user_objects
 from tests.support.containerpod import ContainerPod
 from tests.support.localpod import LocalPod, secret_values
 from tests.support.standins.anthropic import AnthropicStandIn
@@ -127,3 +127,38 @@ def test_starts_with_the_rendered_environment_and_passes_its_probes(
     text = log.read_text()
     leaked = [s for s in secret_values(pod, [pod.app]) if s in text]
     assert not leaked, f"{example.id}: a secret value is in the service log"
+
+
+EXTRA_VOLUMES = Path(__file__).parent / "values" / "extra-volumes.yaml"
+
+
+def test_extra_volumes_are_mounted_as_rendered(deploy, standins: dict[str, str], tmp_path: Path) -> None:
+    """extraVolumes of each kind that can be had here: an emptyDir (a tmpfs of its sizeLimit), a ConfigMap
+    the chart deploys (its defaultMode) and a Secret of the user's (`items`), read-only."""
+    example = load_example(EXTRA_VOLUMES)
+    d = deploy(example, **standins)
+    pod = d.pod
+    pod.existing_secrets["user-files"] = {"token": "user-file-token"}
+    for init in pod.init_containers:
+        result = pod.run(init, timeout=120)
+        assert result.returncode == 0, f"{init['name']}:\n{result.stdout}{result.stderr}"
+    log = tmp_path / "app.log"
+    with open(log, "wb") as out:
+        proc = pod.spawn(pod.app, stdout=out, stderr=out)
+    try:
+        pod.wait_ready(pod.app, proc, timeout=90)
+        pid = pod.container_pid(proc)
+        root = Path(f"/proc/{pid}/root")  # the container's own view of its filesystem
+        [settings] = [o for o in example.objs.of_kind("ConfigMap") if o["metadata"]["name"].endswith("-settings")]
+        ini = root / "settings" / "settings.ini"
+        assert ini.read_text() == settings["data"]["settings.ini"]
+        assert ini.stat().st_mode & 0o777 == 0o440
+        assert (root / "user-files" / "nested" / "token").read_text() == "user-file-token"
+        mounts = {line.split()[4]: line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()}
+        cache = mounts["/var/cache/agent"]
+        assert cache[cache.index("-") + 1] == "tmpfs" and "size=16384k" in cache[-1], cache
+        for path in ("/settings", "/user-files"):
+            assert mounts[path][5].split(",")[0] == "ro", mounts[path]
+    finally:
+        rc = pod.stop(proc, grace=30)
+    assert rc == 0, log.read_text()[-4000:]

@@ -18,8 +18,9 @@ image config, as the kubelet does):
   false` as no_new_privs; `seccompProfile: RuntimeDefault` as containers-common's default profile
   (/usr/share/containers/seccomp.json, the one CRI-O and Podman use), resolved for x86-64 and the
   container's capabilities;
-- every emptyDir as a tmpfs (`sizeLimit` as its size), mounted where the container mounts it; other
-  volumes are refused (none can be had here);
+- every emptyDir as a tmpfs (`sizeLimit` as its size), configMap and secret volumes as their files
+  (rendered objects, or the user's given as existing_*), read-only, where the container mounts them;
+  other kinds of volume are refused (none can be had here);
 - `resources.limits.memory` as the cgroup memory limit;
 - new PID, IPC, UTS and mount namespaces, the host's network (ports are mapped by the overrides, as
   for LocalPod), /etc/hosts and /etc/resolv.conf from the host, read-only.
@@ -222,15 +223,45 @@ class ContainerPod(LocalPod):
         ]
         for m in container.get("volumeMounts") or []:
             vol = volumes.get(m["name"])
-            if vol is None or "emptyDir" not in vol:
-                raise ContainerRefused(f"{container['name']}: volume {m['name']!r} is not an emptyDir; only "
-                                       f"emptyDirs can be had here")
-            options = ["nosuid", "nodev", "mode=1777"]
-            if (vol["emptyDir"] or {}).get("sizeLimit"):
-                options.append(f"size={quantity(vol['emptyDir']['sizeLimit'])}")
-            if m.get("readOnly"):
-                options.append("ro")
-            out.append({"destination": m["mountPath"], "type": "tmpfs", "source": "tmpfs", "options": options})
+            ro = ["ro"] if m.get("readOnly") else []
+            if vol is not None and "emptyDir" in vol:
+                options = ["nosuid", "nodev", "mode=1777", *ro]
+                if (vol["emptyDir"] or {}).get("sizeLimit"):
+                    options.append(f"size={quantity(vol['emptyDir']['sizeLimit'])}")
+                out.append({"destination": m["mountPath"], "type": "tmpfs", "source": "tmpfs", "options": options})
+            elif vol is not None and ("configMap" in vol or "secret" in vol):
+                source = self.projected(vol)
+                out.append({"destination": m["mountPath"], "type": "bind", "source": str(source),
+                            "options": ["rbind", "ro", "nosuid", "nodev"]})
+            else:
+                raise ContainerRefused(f"{container['name']}: volume {m['name']!r} is not an emptyDir, configMap "
+                                       f"or secret; no other kind can be had here")
+        return out
+
+    def projected(self, volume: Mapping[str, Any]) -> Path:
+        """A configMap or secret volume's files, as the kubelet writes them: every key (or the `items`),
+        with `defaultMode` (0644) or the item's mode, group `fsGroup`. Returns their directory."""
+        kind, ref = ("ConfigMap", volume["configMap"]) if "configMap" in volume else ("Secret", volume["secret"])
+        name = ref.get("name") if kind == "ConfigMap" else ref.get("secretName")
+        data = self._ref_data(kind, name)
+        if data is None and not ref.get("optional"):
+            raise ContainerRefused(f"volume {volume['name']!r}: {kind} {name!r} does not exist")
+        data = data or {}
+        items = ref.get("items") or [{"key": k, "path": k} for k in sorted(data)]
+        group = (self.spec.get("securityContext") or {}).get("fsGroup")
+        out = self.scratch / "projected" / volume["name"]
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        os.chmod(out, 0o755)
+        for item in items:
+            if item["key"] not in data:
+                raise ContainerRefused(f"volume {volume['name']!r}: {kind} {name!r} has no key {item['key']!r}")
+            path = out / item["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(data[item["key"]])
+            os.chmod(path, int(item.get("mode", ref.get("defaultMode", 0o644))))
+            if group is not None:
+                os.chown(path, 0, int(group))
         return out
 
     def runtime_spec(self, container: Mapping[str, Any], rootfs: Path) -> dict[str, Any]:
