@@ -4,12 +4,14 @@ PY := .venv/bin/python
 # Two workers: the machines here have two cores.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test demo bench docs images package publish
+.PHONY: setup test demo bench docs images package image publish
 
 setup:
 	@ci/setup.sh
 
+# The images the tests run are built (or found in the cache) first, outside pytest's per-test hang bound.
 test: setup
+	$(PY) -m tests.support.image
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
@@ -33,6 +35,12 @@ images:
 # HELM_SIGN_KEY and HELM_SIGN_KEYRING are set (ci/package.py says how).
 package: setup
 	$(PY) ci/package.py
+
+# The service image without a Docker daemon (root: mmdebstrap): dist/image/ (OCI layout, tag = appVersion),
+# dist/agent-backend-<appVersion>.oci.tar and its package list; reproducible, cached on its inputs
+# (FRESH=1 rebuilds). ci/image.py says how.
+image: setup
+	$(PY) ci/image.py $(if $(FRESH),--fresh,)
 
 # The chart (oci://REGISTRY/charts/agent-backend:<version>) and the image
 # (REGISTRY/<image.repository>:<appVersion>) pushed to REGISTRY=<host[:port][/path]>; plain HTTP only on

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, pinned and checked, everything `make test` and `make demo` need into .tools/ and .venv/.
 # Idempotent: a second run only verifies. Reaches PyPI, npm and Debian's packages only.
-# Needs node/npm and python3 with venv; root only when Debian packages (unzip, MariaDB, tmux) are missing.
+# Needs node/npm and python3 with venv; root only when Debian packages (unzip, MariaDB, tmux, gpg, the
+# image tools) are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,6 +37,16 @@ if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ] || ! com
 fi
 command -v tmux >/dev/null 2>&1 || apt_packages+=(tmux)  # drives the CLI's interactive TUI in the tests
 command -v gpg >/dev/null 2>&1 || apt_packages+=(gnupg)  # signs the packaged chart in the tests (make package)
+# The image tools (make image, make publish, and the tests that run the image as the kubelet would):
+# command, then the Debian package that ships it. seccomp.json is the runtime's default seccomp profile.
+IMAGE_TOOLS=(
+  "mmdebstrap mmdebstrap" "umoci umoci" "skopeo skopeo" "runc runc" "buildah buildah"
+  "docker-registry docker-registry" "/usr/share/containers/seccomp.json golang-github-containers-common"
+)
+for entry in "${IMAGE_TOOLS[@]}"; do
+  read -r cmd pkg <<< "$entry"
+  if [[ $cmd == /* ]]; then [ -e "$cmd" ]; else command -v "$cmd" >/dev/null 2>&1; fi || apt_packages+=("$pkg")
+done
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     log "missing ${apt_packages[*]}: run this as root to install them with apt-get, or install them first"; exit 1

@@ -2,10 +2,13 @@
 
 `example` parametrizes a test over `values-examples/*.yaml` (globbed: a new example is covered the
 moment it lands); `private_mariadb` (tests/conftest.py) is a real, throwaway MariaDB of the test's own;
-`deploy` creates the database an example's values describe and gives its pod, ready to run locally.
+`pod_images` are the images the pod runs, unpacked once a session: the service's (`make image`) and the
+tests' stand-in for `mysql:9`; `deploy` creates the database an example's values describe and gives its
+pod, whose containers run from those images under runc (tests/support/containerpod.py).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,9 @@ import pytest
 from tests.contract.examples import (Deployed, Example, app_container_port, database_settings,
                                      load_example, user_objects)
 from tests.support import paths
-from tests.support.localpod import LocalPod
+from tests.support.containerpod import ContainerPod, UnpackedImage, unpack
+from tests.support.image import built, mysql_client_standin
+from tests.support.localpod import LocalPod, LocalPodError
 from tests.support.mariadb import MariaDB
 from tests.support.standins._server import free_port
 
@@ -25,8 +30,30 @@ def example(request: pytest.FixtureRequest) -> Example:
     return load_example(request.param)
 
 
+@dataclass(frozen=True)
+class PodImages:
+    app: UnpackedImage
+    mysql_client: UnpackedImage
+
+    def for_pod(self, pod: LocalPod) -> dict[str, UnpackedImage]:
+        """The rendered image references of `pod` -> what runs for them."""
+        images = {pod.app_image: self.app}
+        try:
+            images[pod.wait_for_mysql["image"]] = self.mysql_client
+        except LocalPodError:
+            pass  # wait-for-mysql is off
+        return images
+
+
+@pytest.fixture(scope="session")
+def pod_images(tmp_path_factory: pytest.TempPathFactory) -> PodImages:
+    root = tmp_path_factory.mktemp("images")
+    return PodImages(app=unpack(built().ref, root / "agent-backend"),
+                     mysql_client=unpack(mysql_client_standin().ref, root / "mysql-client"))
+
+
 @pytest.fixture
-def deploy(private_mariadb: MariaDB, tmp_path: Path):
+def deploy(private_mariadb: MariaDB, pod_images: PodImages, tmp_path: Path):
     """deploy(example, **extra_overrides) -> Deployed: database created as the values say, the
     pod's processes pointed at it (and at any stand-ins given in extra_overrides)."""
     pods: list[LocalPod] = []
@@ -44,8 +71,9 @@ def deploy(private_mariadb: MariaDB, tmp_path: Path):
             **extra,
         }
         scratch = tmp_path / f"pod-{len(pods)}"
-        pod = LocalPod(example.objs, overrides=overrides, existing_secrets=existing_secrets,
-                       existing_configmaps=existing_cms, ports={probe_port: app_port}, scratch=scratch)
+        pod = ContainerPod(example.objs, images=pod_images.for_pod(LocalPod(example.objs)), overrides=overrides,
+                           existing_secrets=existing_secrets, existing_configmaps=existing_cms,
+                           ports={probe_port: app_port}, scratch=scratch)
         pods.append(pod)
         return Deployed(example, pod, creds, app_port, overrides)
 

@@ -1,6 +1,7 @@
 """The app container: its probes point at real routes of the service on the port it listens on, and
-the service, started with the rendered environment after the rendered init containers, passes its
-rendered probes."""
+the service, run from its image under runc with the rendered environment and securityContext after the
+rendered init containers, passes its rendered probes, runs as the securityContext says, and stops on
+SIGTERM within the grace period."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,8 @@ from aiohttp.test_utils import make_mocked_request
 
 from agent_backend.app import create_app
 from agent_backend.config import load_config
-from tests.contract.examples import Example, user_objects
+from tests.contract.examples import Example, load_example, user_objects
+from tests.support.containerpod import ContainerPod
 from tests.support.localpod import LocalPod, secret_values
 from tests.support.standins.anthropic import AnthropicStandIn
 from tests.support.standins.langsmith import LangSmithStandIn
@@ -66,6 +68,27 @@ def test_the_service_targets_the_named_container_port(example: Example) -> None:
                 f"{example.id}: Service {svc['metadata']['name']} targets {port['targetPort']!r}")
 
 
+def assert_runs_as_rendered(pod: ContainerPod, proc) -> None:
+    """What the kernel says of the container's process matches the rendered securityContext."""
+    sc = pod.security(pod.app)
+    pid = pod.container_pid(proc)
+    status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if ":\t" in line)
+    assert sc.get("runAsUser") and status["Uid"].split() == [str(sc["runAsUser"])] * 4, status["Uid"]
+    if "ALL" in (sc.get("capabilities") or {}).get("drop", []):
+        assert int(status["CapEff"], 16) == int(status["CapBnd"], 16) == 0, status
+    if sc.get("allowPrivilegeEscalation") is False:
+        assert status["NoNewPrivs"].strip() == "1"
+    if (sc.get("seccompProfile") or {}).get("type") == "RuntimeDefault":
+        assert status["Seccomp"].strip() == "2"  # filter mode
+    mounts = {line.split()[4]: line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()}
+    if sc.get("readOnlyRootFilesystem"):
+        assert mounts["/"][5].split(",")[0] == "ro", mounts["/"]
+    for m in pod.app.get("volumeMounts") or []:
+        fields = mounts[m["mountPath"]]
+        assert fields[fields.index("-") + 1] == "tmpfs", fields  # an emptyDir, as a tmpfs
+
+
 @pytest.fixture
 def standins() -> Iterator[dict[str, str]]:
     platform, model, traces = PlatformStandIn().start(), AnthropicStandIn().start(), LangSmithStandIn().start()
@@ -97,9 +120,45 @@ def test_starts_with_the_rendered_environment_and_passes_its_probes(
         rendered = pod.resolve_env(pod.app).values["SEQERA_PLATFORM_URL"]
         with urllib.request.urlopen(f"http://127.0.0.1:{d.app_port}/", timeout=10) as resp:
             assert json.load(resp)["platform_url"] == rendered
+        assert_runs_as_rendered(pod, proc)
     finally:
-        rc = pod.stop(proc, grace=30)
+        rc = pod.stop(proc, grace=float(pod.spec.get("terminationGracePeriodSeconds", 30)))
     assert rc == 0, f"{example.id}: exited {rc} on SIGTERM\n{log.read_text()[-4000:]}"
     text = log.read_text()
     leaked = [s for s in secret_values(pod, [pod.app]) if s in text]
     assert not leaked, f"{example.id}: a secret value is in the service log"
+
+
+EXTRA_VOLUMES = Path(__file__).parent / "values" / "extra-volumes.yaml"
+
+
+def test_extra_volumes_are_mounted_as_rendered(deploy, standins: dict[str, str], tmp_path: Path) -> None:
+    """extraVolumes of each kind that can be had here: an emptyDir (a tmpfs of its sizeLimit), a ConfigMap
+    the chart deploys (its defaultMode) and a Secret of the user's (`items`), read-only."""
+    example = load_example(EXTRA_VOLUMES)
+    d = deploy(example, **standins)
+    pod = d.pod
+    pod.existing_secrets["user-files"] = {"token": "user-file-token"}
+    for init in pod.init_containers:
+        result = pod.run(init, timeout=120)
+        assert result.returncode == 0, f"{init['name']}:\n{result.stdout}{result.stderr}"
+    log = tmp_path / "app.log"
+    with open(log, "wb") as out:
+        proc = pod.spawn(pod.app, stdout=out, stderr=out)
+    try:
+        pod.wait_ready(pod.app, proc, timeout=90)
+        pid = pod.container_pid(proc)
+        root = Path(f"/proc/{pid}/root")  # the container's own view of its filesystem
+        [settings] = [o for o in example.objs.of_kind("ConfigMap") if o["metadata"]["name"].endswith("-settings")]
+        ini = root / "settings" / "settings.ini"
+        assert ini.read_text() == settings["data"]["settings.ini"]
+        assert ini.stat().st_mode & 0o777 == 0o440
+        assert (root / "user-files" / "nested" / "token").read_text() == "user-file-token"
+        mounts = {line.split()[4]: line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()}
+        cache = mounts["/var/cache/agent"]
+        assert cache[cache.index("-") + 1] == "tmpfs" and "size=16384k" in cache[-1], cache
+        for path in ("/settings", "/user-files"):
+            assert mounts[path][5].split(",")[0] == "ro", mounts[path]
+    finally:
+        rc = pod.stop(proc, grace=30)
+    assert rc == 0, log.read_text()[-4000:]

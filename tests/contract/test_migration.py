@@ -1,5 +1,6 @@
-"""The rendered migration init container (`./init.sh` in the image's working directory), run exactly
-as rendered with the pod's environment against a real, empty MariaDB database."""
+"""The rendered migration init container (`./init.sh` in the image's working directory), run from the
+image under runc exactly as rendered, with the pod's environment and securityContext, against a real,
+empty MariaDB database."""
 from __future__ import annotations
 
 from typing import Any

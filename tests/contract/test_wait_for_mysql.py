@@ -1,5 +1,7 @@
-"""The rendered wait-for-MySQL init container, run exactly as rendered (its own shell command line),
-with the pod's environment, Debian's `mysql` client (MariaDB's) and a real MariaDB server."""
+"""The rendered wait-for-MySQL init container, run exactly as rendered (its own shell command line) with
+the pod's environment and securityContext under runc, from the tests' stand-in for `mysql:9` (which cannot
+be fetched here: Debian's MariaDB `mysql` client, bash and coreutils; ci/image.py's mysql-client recipe),
+against a real MariaDB server."""
 from __future__ import annotations
 
 import queue

@@ -80,6 +80,15 @@ class ImageConfig:
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    user: str = ""
+
+    @classmethod
+    def from_oci(cls, config: Mapping[str, Any]) -> "ImageConfig":
+        """From an OCI image config (its `config` object: WorkingDir, Entrypoint, Cmd, Env, User)."""
+        c = config.get("config") or {}
+        return cls(workdir=os.path.normpath(c.get("WorkingDir") or "/"), entrypoint=tuple(c.get("Entrypoint") or ()),
+                   cmd=tuple(c.get("Cmd") or ()), env=tuple(tuple(e.split("=", 1)) for e in c.get("Env") or ()),
+                   user=c.get("User") or "")
 
     def local_dir(self) -> Path:
         """The local directory standing in for WORKDIR (service/ holds what /app holds)."""
@@ -268,6 +277,10 @@ class LocalPod:
             self._image = image_config(self._dockerfile)
         return self._image
 
+    def image_for(self, container: Mapping[str, Any]) -> ImageConfig | None:
+        """The defaults of the container's image: service/Dockerfile's for the app image, else unknown."""
+        return self.image if self.runs_app_image(container) else None
+
     # ---- containers ----------------------------------------------------------------------------
     @property
     def init_containers(self) -> list[dict[str, Any]]:
@@ -432,15 +445,16 @@ class LocalPod:
         command = list(container.get("command") or [])
         args = list(container.get("args") or [])
         if not command:
-            if not self.runs_app_image(container):
+            image = self.image_for(container)
+            if image is None:
                 raise LocalPodError(f"{container['name']}: no command, and the default command of image "
                                     f"{container['image']} is unknown here")
-            image = self.image
             command = list(image.entrypoint)
             if not args:
                 args = list(image.cmd)
             if not command and not args:
-                raise LocalPodError(f"{self._dockerfile} has neither ENTRYPOINT nor CMD")
+                raise LocalPodError(f"{container['name']}: image {container['image']} has neither ENTRYPOINT "
+                                    f"nor CMD")
         r = self.resolve_env(container)
         out = []
         for part in [*command, *args]:
