@@ -1,47 +1,21 @@
-"""Shared pieces of the release tests: the chart's versions and image name as `make publish` reads them, a
-tiny OCI image for images that are copied but never run, and `ci/publish.py` run as `make publish` runs
-it. The fixtures that use them are in conftest.py."""
+"""Shared pieces of the release tests: the chart's versions and image name as `make publish` reads them, and
+`ci/publish.py` run as `make publish` runs it. The fixtures that use them are in conftest.py."""
 from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from tests.support import paths
+from tests.support.image import Image
 
 CHART_META = yaml.safe_load((paths.CHART / "Chart.yaml").read_text())
 CHART_VERSION = str(CHART_META["version"])
 APP_VERSION = str(CHART_META["appVersion"])
 # Where the defaults put the app image below a registry (values.yaml's image.repository).
 APP_REPOSITORY = yaml.safe_load((paths.CHART / "values.yaml").read_text())["image"]["repository"]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """An OCI image layout and the tag of its image, as skopeo names it (`ref`)."""
-
-    layout: Path
-    tag: str
-
-    @property
-    def ref(self) -> str:
-        return f"oci:{self.layout}:{self.tag}"
-
-
-def tiny_layout(layout: Path, tag: str, text: str) -> Layout:
-    """An OCI layout holding one small image, made with umoci: one file, /stand-in, saying `text` (so two
-    stand-ins differ in digest)."""
-    content = layout.parent / f"{layout.name}-content"
-    content.mkdir(parents=True)
-    (content / "stand-in").write_text(text + "\n")
-    for cmd in (["umoci", "init", "--layout", str(layout)], ["umoci", "new", "--image", f"{layout}:{tag}"],
-                ["umoci", "insert", "--image", f"{layout}:{tag}", str(content), "/"]):
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, f"{' '.join(cmd)}: {result.stderr}"
-    return Layout(layout, tag)
 
 
 def publish(registry: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -52,7 +26,7 @@ def publish(registry: str, *args: str, timeout: float = 600) -> subprocess.Compl
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def publish_ok(registry: str, package: Path, image: Layout) -> dict[str, str]:
+def publish_ok(registry: str, package: Path, image: Image) -> dict[str, str]:
     """Publish the package and the image to `registry`; {reference: digest} as publish printed them."""
     result = publish(registry, "--chart-package", str(package), "--image-layout", str(image.layout))
     assert result.returncode == 0, result.stderr

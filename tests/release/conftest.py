@@ -7,16 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.release.artifacts import APP_VERSION, CHART_META, CHART_VERSION, Layout, tiny_layout
-from tests.support import paths
+from tests.release.artifacts import CHART_META, CHART_VERSION
+from tests.support import image, paths
 
 
 @pytest.fixture(scope="session")
-def service_image(tmp_path_factory) -> Layout:
-    """TEMPORARY stand-in for `make image`'s image until tests/support/image.py exists: a tiny umoci image
-    tagged with the appVersion, with the attributes publish needs (`layout`, `tag`, `ref`). Once that
-    module exists this fixture becomes `return image.built()` (`from tests.support import image`)."""
-    return tiny_layout(tmp_path_factory.mktemp("service-image") / "image", APP_VERSION, "agent-backend stand-in")
+def service_image() -> image.Image:
+    """The image `make image` builds (built once per input hash; `make test` builds it before pytest)."""
+    return image.built()
 
 
 @pytest.fixture(scope="session")

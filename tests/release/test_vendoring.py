@@ -5,8 +5,8 @@ vendoring block run by bash exactly as written into a "private" registry, then t
 is in "private" with the digest it has at its source.
 
 All three registries are Debian's docker-registry on loopback (plain HTTP, hence `TLS_VERIFY=false`). The
-third stands in for Docker Hub (`DOCKER_HUB`), holding a small image as `library/mysql:9`: the real
-`mysql:9` cannot be fetched on these machines."""
+third stands in for Docker Hub (`DOCKER_HUB`), holding the tests' stand-in for `mysql:9`
+(`tests/support/image.py`) as `library/mysql:9`: the real one cannot be fetched on these machines."""
 from __future__ import annotations
 
 import os
@@ -16,9 +16,9 @@ import subprocess
 import pytest
 import yaml
 
-from tests.release.artifacts import APP_REPOSITORY, APP_VERSION, CHART_VERSION, publish_ok, tiny_layout
+from tests.release.artifacts import APP_REPOSITORY, APP_VERSION, CHART_VERSION, publish_ok
 from tests.support import helm as h
-from tests.support import k8s, paths
+from tests.support import image, k8s, paths
 from tests.support.registry import Registry, manifest_digest
 
 MARKER = "<!-- vendoring-steps:"
@@ -48,8 +48,7 @@ class TestVendoring:
             source, target = f"{upstream.host}/seqera", f"{private.host}/vendored"
             published = publish_ok(source, chart_package, service_image)
             app_digest = published[f"{source}/{APP_REPOSITORY}:{APP_VERSION}"]
-            mysql = tiny_layout(tmp_path / "mysql", "9", "mysql:9 stand-in")
-            copied = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", mysql.ref,
+            copied = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", image.mysql_client_standin().ref,
                                      f"docker://{hub.host}/library/mysql:9"], capture_output=True, text=True,
                                     timeout=300)
             assert copied.returncode == 0, copied.stderr
