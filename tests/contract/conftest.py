@@ -2,12 +2,13 @@
 
 `example` parametrizes a test over `values-examples/*.yaml` (globbed: a new example is covered the
 moment it lands); `private_mariadb` (tests/conftest.py) is a real, throwaway MariaDB of the test's own;
-`pod_images` are the images the pod runs, unpacked once a session: the service's (`make image`) and the
-tests' stand-in for `mysql:9`; `deploy` creates the database an example's values describe and gives its
+`pod_images` are the images the pod runs, pushed to a loopback registry and pulled back once a session:
+the service's (`make image`) and the tests' stand-in for `mysql:9`; `deploy` creates the database an example's values describe and gives its
 pod, whose containers run from those images under runc (tests/support/containerpod.py).
 """
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,11 @@ import pytest
 from tests.contract.examples import (Deployed, Example, app_container_port, database_settings,
                                      load_example, user_objects)
 from tests.support import paths
-from tests.support.containerpod import ContainerPod, UnpackedImage, unpack
+from tests.support.containerpod import ContainerPod, UnpackedImage, pull
 from tests.support.image import built, mysql_client_standin
 from tests.support.localpod import LocalPod, LocalPodError
 from tests.support.mariadb import MariaDB
+from tests.support.registry import Registry, manifest_digest
 from tests.support.standins._server import free_port
 
 EXAMPLES = sorted(paths.VALUES_EXAMPLES.glob("*.yaml"))
@@ -47,9 +49,18 @@ class PodImages:
 
 @pytest.fixture(scope="session")
 def pod_images(tmp_path_factory: pytest.TempPathFactory) -> PodImages:
+    """Both images pushed to a loopback registry and pulled back from it, as a node would get them."""
     root = tmp_path_factory.mktemp("images")
-    return PodImages(app=unpack(built().ref, root / "agent-backend"),
-                     mysql_client=unpack(mysql_client_standin().ref, root / "mysql-client"))
+    pulled = {}
+    with Registry("contract") as registry:
+        for name, img in (("agent-backend", built()), ("mysql-client", mysql_client_standin())):
+            ref = f"{registry.host}/{name}:{img.tag}"
+            pushed = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", img.ref, f"docker://{ref}"],
+                                    capture_output=True, text=True, timeout=600)
+            assert pushed.returncode == 0, pushed.stderr
+            assert manifest_digest(f"docker://{ref}") == img.digest
+            pulled[name] = pull(ref, root / name)
+    return PodImages(app=pulled["agent-backend"], mysql_client=pulled["mysql-client"])
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from agent_backend.app import create_app
 from agent_backend.config import load_config
 from tests.contract.examples import Example, load_example, user_objects
 from tests.support.containerpod import ContainerPod
-from tests.support.localpod import LocalPod, secret_values
+from tests.support.localpod import LocalPod, boot, secret_values
 from tests.support.standins.anthropic import AnthropicStandIn
 from tests.support.standins.langsmith import LangSmithStandIn
 from tests.support.standins.platform import PlatformStandIn
@@ -139,14 +139,9 @@ def test_extra_volumes_are_mounted_as_rendered(deploy, standins: dict[str, str],
     d = deploy(example, **standins)
     pod = d.pod
     pod.existing_secrets["user-files"] = {"token": "user-file-token"}
-    for init in pod.init_containers:
-        result = pod.run(init, timeout=120)
-        assert result.returncode == 0, f"{init['name']}:\n{result.stdout}{result.stderr}"
     log = tmp_path / "app.log"
-    with open(log, "wb") as out:
-        proc = pod.spawn(pod.app, stdout=out, stderr=out)
+    proc = boot(pod, log)
     try:
-        pod.wait_ready(pod.app, proc, timeout=90)
         pid = pod.container_pid(proc)
         root = Path(f"/proc/{pid}/root")  # the container's own view of its filesystem
         [settings] = [o for o in example.objs.of_kind("ConfigMap") if o["metadata"]["name"].endswith("-settings")]

@@ -1,6 +1,6 @@
 """The `helm test` hook's command, run as rendered (the test Pod's own container, through
-tests/support/localpod.py) against the service started from the same render after its init
-containers, the way test_app.py runs the app container. Its Service URL is checked against the
+tests/support/containerpod.py: from the app image, under runc) against the service started from the same
+render after its init containers, the way test_app.py runs the app container. Its Service URL is checked against the
 rendered Service, then pointed at the local port the Service's targetPort maps to."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import yaml
 
 from tests.contract.examples import Deployed, load_example
 from tests.support import paths
+from tests.support.localpod import boot
 from tests.support.mariadb import MariaDB
 from tests.support.standins._server import free_port
 
@@ -66,14 +67,8 @@ def ready_status(url: str) -> int:
 def running(request: pytest.FixtureRequest, deploy, tmp_path: Path):
     """The example's service, migrated and ready, as its Deployment runs it."""
     d: Deployed = deploy(load_example(request.param))
-    for init in d.pod.init_containers:
-        result = d.pod.run(init, timeout=DEADLINE)
-        assert result.returncode == 0, f"{init['name']}:\n{result.stdout}{result.stderr}"
-    log = tmp_path / "app.log"
-    with open(log, "wb") as out:
-        proc = d.pod.spawn(d.pod.app, stdout=out, stderr=out)
+    proc = boot(d.pod, tmp_path / "app.log", timeout=DEADLINE)
     try:
-        d.pod.wait_ready(d.pod.app, proc, timeout=DEADLINE)
         yield d
     finally:
         d.pod.stop(proc, grace=30)

@@ -2,7 +2,8 @@
 and the image published to an "upstream" registry (`ci/publish.py`, what `make publish` runs), the README's
 vendoring block run by bash exactly as written into a "private" registry, then the chart rendered from
 "private" with only `global.imageRegistry` pointing at it: every image it renders, and the chart itself,
-is in "private" with the digest it has at its source.
+is in "private" with the digest it has at its source; and the pod, its images pulled from "private", runs
+under runc (migrates a real MariaDB, the app passes its readiness probe, SIGTERM stops it).
 
 All three registries are Debian's docker-registry on loopback (plain HTTP, hence `TLS_VERIFY=false`). The
 third stands in for Docker Hub (`DOCKER_HUB`), holding the tests' stand-in for `mysql:9`
@@ -19,7 +20,11 @@ import yaml
 from tests.release.artifacts import APP_REPOSITORY, APP_VERSION, CHART_VERSION, publish_ok
 from tests.support import helm as h
 from tests.support import image, k8s, paths
-from tests.support.registry import Registry, manifest_digest
+from tests.support.containerpod import ContainerPod, pull
+from tests.support.localpod import LocalPod, boot
+from tests.support.mariadb import MariaDB
+from tests.support.registry import Registry, by_digest, manifest_digest
+from tests.support.standins._server import free_port
 
 MARKER = "<!-- vendoring-steps:"
 
@@ -33,16 +38,10 @@ def readme_block() -> str:
     return found.group(1)
 
 
-def by_digest(ref: str) -> str:
-    """`repository:tag@digest` as a reference skopeo takes (`repository@digest`: the runtime pulls by digest)."""
-    name, _, digest = ref.partition("@")
-    return f"{name.rsplit(':', 1)[0]}@{digest}" if digest else ref
-
-
 class TestVendoring:
     @pytest.mark.parametrize("pin", ["tag", "digest"])
-    def test_should_copy_every_image_the_chart_pulls_and_the_chart_with_their_digests(
-            self, tmp_path, chart_package, service_image, pin):
+    def test_should_copy_every_image_and_the_chart_with_their_digests_and_run_the_pod_from_the_copies(
+            self, tmp_path, chart_package, service_image, private_mariadb, pin):
         with Registry("upstream") as upstream, Registry("private") as private, Registry("docker-hub") as hub:
             # a path below each host, as many registries have (a project, an organisation)
             source, target = f"{upstream.host}/seqera", f"{private.host}/vendored"
@@ -77,3 +76,21 @@ class TestVendoring:
             assert manifest_digest(f"docker://{wait}") == manifest_digest(f"docker://{hub.host}/library/mysql:9")
             chart = f"charts/agent-backend:{CHART_VERSION}"
             assert manifest_digest(f"docker://{target}/{chart}") == published[f"oci://{source}/{chart}"]
+            assert_the_pod_runs_from(objs, private_mariadb, tmp_path / "pod")
+
+
+def assert_the_pod_runs_from(objs, db: MariaDB, scratch) -> None:
+    """The rendered pod, each image pulled from where the render says (the private registry) as a runtime
+    would, runs under runc: its init containers migrate an empty database and the app gets ready."""
+    plan = LocalPod(objs)
+    env = plan.resolve_env(plan.app).values  # the database the values name, with their password
+    db.create_database(name=env["AGENT_BACKEND_DB_NAME"], user=env["AGENT_BACKEND_DB_USER"],
+                       password=env["AGENT_BACKEND_DB_PASSWORD"])
+    images = {ref: pull(ref, scratch / f"image-{i}") for i, ref in enumerate(sorted(k8s.pod_images(objs)))}
+    port = free_port()
+    overrides = {"AGENT_BACKEND_DB_HOST": db.host, "AGENT_BACKEND_DB_PORT": str(db.port),
+                 "AGENT_BACKEND_PORT": str(port)}
+    with ContainerPod(objs, images=images, overrides=overrides, ports={plan.container_port(plan.app, "http"): port},
+                      scratch=scratch / "run") as pod:
+        proc = boot(pod, scratch / "app.log")
+        assert pod.stop(proc, grace=30) == 0, (scratch / "app.log").read_text()[-4000:]

@@ -4,7 +4,7 @@ LocalPod (tests/support/localpod.py) runs the containers as host processes; Cont
 from its image, with what the pod spec asks of the runtime, and keeps everything else (the environment
 from ConfigMaps and Secrets, `$(VAR)` expansion, probes, overrides) from LocalPod:
 
-    images = {pod.app_image: unpack(img.ref, dest)}      # rendered reference -> unpacked OCI image
+    images = {pod.app_image: unpack(img.ref, dest)}      # rendered reference -> unpacked OCI image (or pull())
     pod = ContainerPod(objs, images=images, overrides=..., ports={8002: free}, scratch=tmp_path)
     pod.run(pod.migration, timeout=120); proc = pod.spawn(pod.app); pod.wait_ready(pod.app, proc)
 
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from tests.support.localpod import ImageConfig, LocalPod, LocalPodError
-from tests.support.proc import stop_process
+from tests.support.registry import by_digest
 
 SECCOMP_PROFILE = Path("/usr/share/containers/seccomp.json")
 # What containerd and CRI-O give a container unless its securityContext says otherwise.
@@ -97,6 +97,19 @@ def unpack(ref: str, dest: Path) -> UnpackedImage:
         return json.loads((Path(layout) / "blobs" / algo / hexdigest).read_text())
 
     return UnpackedImage(dest / "rootfs", blob(blob(manifest["digest"])["config"]["digest"]))
+
+
+def pull(ref: str, dest: Path) -> UnpackedImage:
+    """Pull `ref` (`registry/repository:tag[@digest]`, from a loopback test registry: plain HTTP) as a
+    runtime would, into an OCI layout under dest/, and unpack it there."""
+    layout = dest / "layout"
+    dest.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{by_digest(ref)}",
+                             f"oci:{layout}:pulled"],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise LocalPodError(f"pulling {ref} failed: {result.stderr.strip()}")
+    return unpack(f"oci:{layout}:pulled", dest / "bundle")
 
 
 def quantity(value: str | int) -> int:

@@ -600,6 +600,25 @@ class LocalPod:
             time.sleep(interval)
 
 
+def boot(pod: LocalPod, log: Path, timeout: float = 120.0) -> subprocess.Popen[bytes]:
+    """Start the pod as the kubelet does: each init container to completion in order (each must exit 0),
+    then the app container (its output to `log`) until its readiness probe passes. Returns the app's
+    process; `pod.stop()` it. Raises LocalPodError naming the container that failed."""
+    for init in pod.init_containers:
+        result = pod.run(init, timeout=timeout)
+        if result.returncode != 0:
+            raise LocalPodError(f"init container {init['name']} exited {result.returncode}:\n"
+                                f"{result.stdout}{result.stderr}")
+    with open(log, "wb") as out:
+        proc = pod.spawn(pod.app, stdout=out, stderr=out)
+    try:
+        pod.wait_ready(pod.app, proc, timeout=timeout)
+    except Exception as e:
+        pod.stop(proc)
+        raise LocalPodError(f"{e}\napp log:\n{log.read_text(errors='replace')[-4000:]}") from None
+    return proc
+
+
 def secret_values(pod: LocalPod, containers: Sequence[Mapping[str, Any]] | None = None) -> set[str]:
     """Every Secret-sourced value the given containers (default: all) get, for leak checks."""
     out: set[str] = set()

@@ -118,3 +118,10 @@ def manifest_digest(ref: str) -> str:
                             timeout=120)
     assert result.returncode == 0, f"{ref}: {result.stderr.decode(errors='replace').strip()}"
     return "sha256:" + hashlib.sha256(result.stdout).hexdigest()
+
+
+def by_digest(ref: str) -> str:
+    """`repository:tag@digest` as skopeo takes it (`repository@digest`: a runtime pulls by the digest, the tag
+    is for people); a reference without a digest as it is."""
+    name, _, digest = ref.partition("@")
+    return f"{name.rsplit(':', 1)[0]}@{digest}" if digest else ref
