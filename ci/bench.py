@@ -385,10 +385,10 @@ def ensure_litellm() -> Path:
           f"(pinned by {LITELLM_PINS.relative_to(ROOT)}; once)", flush=True)
     pip = [str(LITELLM_VENV / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
     env = {**os.environ, "PIP_CACHE_DIR": str(ROOT / ".tools" / "pip-cache")}
-    steps = [[sys.executable if not hasattr(sys, "_base_executable") else sys._base_executable,
-              "-m", "venv", "--clear", str(LITELLM_VENV)],
-             [*pip, "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}", "-c", str(LITELLM_PINS)],
-             [*pip, "check"]]
+    steps = [] if (LITELLM_VENV / "bin" / "python").exists() else [
+        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(LITELLM_VENV)]]
+    steps += [[*pip, "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}", "-c", str(LITELLM_PINS)],
+              [*pip, "check"]]
     deadline = time.monotonic() + LITELLM_INSTALL_SECONDS
     for argv in steps:
         try:
@@ -1479,7 +1479,7 @@ class Results:
 
 
 def not_run(args: argparse.Namespace, key: str) -> str:
-    return "not run (--quick)" if args.quick and "litellm" not in args.asked_targets else "not run (--targets)"
+    return "not run (--quick)" if key == "litellm" and args.quick and not args.asked_targets else "not run (--targets)"
 
 
 def _num(v: float, fmt: str) -> str:
@@ -1584,7 +1584,7 @@ def target_rows(args: argparse.Namespace, r: Results) -> list[Row]:
         _ratio_row("idle RSS with MCP loaded: service / LiteLLM",
                    f("litellm", lambda: r.idle_rss["service"] / MIB), f("litellm", lambda: r.idle_rss["litellm"] / MIB),
                    VS_LITELLM_RSS_IDLE, "MiB", ".1f"),
-        Row(f"RSS per open stream, {l2}: service", _num(rss_stream, ".1f") + " KiB", f"<= {RSS_PER_STREAM_KIB:g} KiB",
+        Row(f"RSS per open stream, {l2}: service", _num(rss_stream, ".1f") + (" KiB" if svc else ""), f"<= {RSS_PER_STREAM_KIB:g} KiB",
             rss_stream <= RSS_PER_STREAM_KIB if rss_stream == rss_stream else None),
     ]
     return rows
