@@ -125,7 +125,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 from agent_backend.config import Config  # noqa: E402
 
-from ci.bench_standins import MCP_ARGS, MCP_REMOTE_TOOL  # noqa: E402  (what `[bench mcp=N]` makes the model call)
+from ci.bench_standins import HOLD_TICK, MCP_ARGS, MCP_REMOTE_TOOL  # noqa: E402  (`[bench mcp=N]`'s tool; a held delta)
 from tests.support import paths, sse  # noqa: E402
 from tests.support.cli import Cli  # noqa: E402
 from tests.support.mariadb import MariaDB  # noqa: E402
@@ -1235,7 +1235,9 @@ async def conversation(cli: Cli, i: int, interval: float, res: LoadResult) -> No
                 if not counted:
                     counted = True
                     res.started(t0)
-                last = res.delta(1, last)
+                # the service merges consecutive deltas into one part when they queue up (events.py): count the
+                # stand-in's deltas it carries, as the other targets deliver one frame per upstream delta
+                last = res.delta(max(1, str(ev.data.get("delta", "")).count(HOLD_TICK)), last)
             elif ev.type == "finish":
                 if ev.data.get("finishReason") == "stop":
                     res.ok += 1
