@@ -1352,8 +1352,9 @@ async def run_load(b: Bench, key: str, n: int, rate: float) -> LoadResult:
     res.others = {"load generator": sum(os.times()[:2]) - self0,
                   **{name: cpu_seconds(p) - others0[name] for name, p in b.bed.pids.items()}}
     res.foreign = mark.foreign_cores(b)
-    if res.ok == 0:  # as with the TTFT samples: the benchmark itself is broken, there is nothing to measure
-        raise BenchError(f"{TARGETS[key]}, {res.label}: no stream completed: {res.errors}")
+    if res.ok == 0 and key == "direct":  # the stand-in or the load generator is broken: nothing to measure
+        raise BenchError(f"direct, {res.label}: no stream completed: {res.errors}")
+    # a target whose every stream failed is a result (its errors), not a broken benchmark
     return res
 
 
