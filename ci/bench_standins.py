@@ -24,6 +24,9 @@ controls each conversation's pacing through the service without any side channel
                            per model request, then ANSWER as with `[bench fast]` (the service runs the
                            calls itself; the stand-in counts the tool results sent back since the marker).
 GET /bench/stats answers {"holding", "streams_in_flight", "replies"}; POST /bench/arm re-arms the hold.
+GET /bench/last-request answers the body of the newest `POST /v1/messages` whose marker was `[bench fast]`
+(404 before one came): the bench takes the service's upstream request from it, so that every target it
+compares (direct, the service, LiteLLM, the minimal relay) sends the stand-in the same body.
 The Anthropic stand-in keeps no requests (the bench sends thousands); LangSmith's keeps them, so
 /bench/stats there counts runs.
 """
@@ -89,12 +92,19 @@ class BenchAnthropic(AnthropicStandIn):
         self._released_at = 0.0     # loop time of the release
         self._spread = 0.0
         self._held_at_release = 1
+        self.last_fast_body: dict[str, Any] | None = None
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/bench/release", self._release_route)
         app.router.add_post("/bench/arm", self._arm_route)
         app.router.add_get("/bench/stats", self._stats_route)
+        app.router.add_get("/bench/last-request", self._last_request_route)
         super().routes(app)
+
+    async def _last_request_route(self, request: web.Request) -> web.Response:
+        if self.last_fast_body is None:
+            return web.json_response({"error": "no [bench fast] request yet"}, status=404)
+        return web.json_response(self.last_fast_body)
 
     def _event(self) -> asyncio.Event:
         if self._bench_release is None:
@@ -124,6 +134,8 @@ class BenchAnthropic(AnthropicStandIn):
             return Reply.text(ANSWER, delay=float(m.group(2)), hold_after=1)
         if m and m.group(3) and answered < int(m.group(3)):
             return Reply.tool_use(MCP_TOOL, MCP_ARGS)
+        if m and m.group(1) == "fast":
+            self.last_fast_body = body
         return Reply.text(ANSWER)
 
     async def _hold(self, send: Any, releases_at_start: int) -> None:

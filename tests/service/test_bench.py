@@ -1,7 +1,9 @@
 """`make bench`: `ci/bench.py --quick` (tiny counts, half-second phases) runs to the end and prints every
-figure of its table. It measures nothing worth reading on a shared machine, so no figure's value is
-checked here: this test only keeps a change to the shared harness (tests/support/) from breaking the
-benchmark unnoticed."""
+figure of its three tables (the service's details, the side-by-side comparison, issue 13's targets). It
+measures nothing worth reading on a shared machine, so no figure's value is checked here: this test only
+keeps a change to the shared harness (tests/support/) from breaking the benchmark unnoticed. `--quick`
+does not run LiteLLM's proxy (it is installed on demand by a full run only, never by `make test`): its
+column must say so in every row, and each target against it must read "not run"."""
 from __future__ import annotations
 
 import re
@@ -14,11 +16,11 @@ from tests.support import paths
 from tests.support.proc import stop_process
 
 BENCH = paths.ROOT / "ci" / "bench.py"
-# A hang bound, not a timing check: the quick run takes about 25 s; the bench bounds its own measurement
-# (--max-seconds, 120 s when quick) and this bound leaves room for its set-up and clean-up.
-HANG_BOUND = 240
+# A hang bound, not a timing check: the quick run takes 60-100 s on a loaded machine; the bench bounds its own measurement
+# (--max-seconds, 150 s when quick) and this bound leaves room for its set-up and clean-up.
+HANG_BOUND = 300
 
-# Every row of the full table, in its order; {n} is the number of conversations the bench reports.
+# Every row of the service's table, in its order; {n} is the second load level's streams, {l2} that level.
 FIGURES = [
     "TTFT direct to the stand-in p50 / p99",
     "TTFT through the service p50 / p99",
@@ -45,7 +47,7 @@ FIGURES = [
     "RSS with MCP on / off (after the MCP phase)",
     "MCP phase samples that failed",
     "CPU used by unrelated work on the machine meanwhile",
-    "concurrent conversations: completed / errors",
+    "service, {l2}: completed / errors",
     "peak simultaneously streaming",
     "time until all were streaming",
     "time to first token under load p50 / p99",
@@ -53,10 +55,11 @@ FIGURES = [
     "under load, message accepted after p50 / p99",
     "under load, events stream open after p50 / p99",
     "text deltas delivered",
-    "service CPU during the phase",
+    "service CPU during the level",
+    "MariaDB CPU per delta in the steady window",
     "others' CPU in that time",
     "CPU used by unrelated work on the machine meanwhile",
-    "/health p99 during the concurrency phase",
+    "/health p99 during the service's {l2}",
     "/health p50 / max / probes / non-200",
     "/health p50 / p99 / max, arrivals (until all streaming)",
     "/health p50 / p99 / max, steady (all streaming)",
@@ -67,18 +70,48 @@ FIGURES = [
     "LangSmith stand-in: runs received / turns ended",
     "service log lines by level",
 ]
+# The comparison's rows: the TTFT and idle rows, then these for each load level ({l} = "N streams x R deltas/s").
+COMPARISON = ["TTFT p50 / p99, ms", "added TTFT p50, ms (minus direct's)", "added TTFT p99, ms (minus direct's)",
+              "TTFT samples that failed", "idle RSS, MiB (the service: MCP loaded)"]
+PER_LEVEL = ["{l}: errors", "{l}: peak streaming at once", "{l}: p99 gap between deltas, ms",
+             "{l}: CPU per relayed delta, us", "{l}: RSS per open stream, KiB", "{l}: drain after release, s",
+             "{l}: CPU of the load generator / unrelated work, cores"]
+QUICK_LEVELS = ["3 streams x 20 deltas/s", "5 streams x 20 deltas/s", "6 streams x 10 deltas/s"]
+# Issue 13's targets, and whether the quick run (no LiteLLM) has what each needs.
+TARGETS = [
+    ("added TTFT p50: service / LiteLLM", False),
+    ("added TTFT p99: service / LiteLLM", False),
+    ("added TTFT p50: service / minimal relay", True),
+    ("CPU per relayed delta, 3 streams x 20/s: service / LiteLLM", False),
+    ("CPU per relayed delta, 3 streams x 20/s: service / minimal relay", True),
+    ("5 streams x 20/s: service errors", True),
+    ("5 streams x 20/s: p99 gap between deltas, service / LiteLLM", False),
+    ("5 streams x 20/s: p99 gap between deltas, service / minimal relay", True),
+    ("5 streams x 20/s: service /health p99", True),
+    ("6 streams x 10/s on one process: service errors", True),
+    ("idle RSS with MCP loaded: service / LiteLLM", False),
+    ("RSS per open stream, 5 streams x 20/s: service", True),
+]
+COLUMNS = ["direct", "service", "LiteLLM", "minimal relay"]
 
 
-def table_figures(stdout: str) -> list[str]:
-    """The figure column of the printed table: the rows between the dashed rule and the next blank line."""
+def tables(stdout: str) -> list[list[str]]:
+    """Each printed table's rows (the lines between its dashed rule and the next blank line), in order."""
     lines = stdout.splitlines()
-    rule = next(i for i, line in enumerate(lines) if line and set(line) == {"-"})
-    rows = []
-    for line in lines[rule + 1:]:
-        if not line.strip():
-            break
-        rows.append(re.split(r" {2,}", line.strip())[0])  # columns are two or more spaces apart
-    return rows
+    out: list[list[str]] = []
+    for i, line in enumerate(lines):
+        if line and set(line) == {"-"} and i > 0 and lines[i - 1].startswith("figure"):
+            rows = []
+            for row in lines[i + 1:]:
+                if not row.strip():
+                    break
+                rows.append(row)
+            out.append(rows)
+    return out
+
+
+def figure(row: str) -> str:
+    return re.split(r" {2,}", row.strip())[0]  # columns are two or more spaces apart
 
 
 def test_quick_bench_runs_and_prints_every_figure() -> None:
@@ -92,8 +125,23 @@ def test_quick_bench_runs_and_prints_every_figure() -> None:
         out, err = proc.communicate()
         pytest.fail(f"ci/bench.py --quick still running after {HANG_BOUND} s:\n{out[-6000:]}\n{err[-6000:]}")
     assert proc.returncode == 0, f"exit {proc.returncode}:\n{out[-6000:]}\n{err[-6000:]}"
-    n = re.search(r"; (\d+) conversations, ramp", out)
-    assert n, out[-6000:]
-    expected = Counter(label.format(n=n.group(1)) for label in FIGURES)
-    missing = expected - Counter(table_figures(out))
+    printed = tables(out)
+    assert len(printed) == 3, out[-6000:]
+    details, comparison, targets = printed
+
+    expected = Counter(label.format(n=5, l2=QUICK_LEVELS[1]) for label in FIGURES)
+    missing = expected - Counter(figure(r) for r in details)
     assert not missing, f"figures not printed: {sorted(missing)}\n{out[-6000:]}"
+
+    want = COMPARISON + [p.format(l=lv) for lv in QUICK_LEVELS for p in PER_LEVEL] + [f"{QUICK_LEVELS[1]}: /health p99, ms"]
+    assert sorted(figure(r) for r in comparison) == sorted(want), out[-6000:]
+    header = next(line for line in out.splitlines() if line.startswith("figure") and "minimal relay" in line)
+    assert re.split(r" {2,}", header.strip())[1:] == COLUMNS
+    for row in comparison:  # LiteLLM's column (the third target) says it was not run, in every row
+        assert re.split(r" {2,}", row.strip())[3] == "not run (--quick)", row
+
+    assert [figure(r) for r in targets] == [name for name, _ in TARGETS], out[-6000:]
+    for row, (name, runs) in zip(targets, TARGETS):  # a result for each; "not run" exactly when LiteLLM is needed
+        result = re.search(r" {2}(not met|not run|met)( {2}|$)", row)
+        assert result, row
+        assert (result.group(1) != "not run") == runs, f"{name}: {row}"
