@@ -47,16 +47,18 @@ class Image:
 
 
 def build(out: Path = DIST, cwd: Path = paths.ROOT, env: dict[str, str] | None = None,
-          fresh: bool = False) -> Image:
-    """Run ci/image.py (from the checkout `cwd`) into `out`; its first line is `<layout>:<tag> <digest>`."""
-    argv = [str(paths.PYTHON), str(cwd / "ci" / "image.py"), "--out", str(out), *(["--fresh"] if fresh else [])]
+          fresh: bool = False, recipe: str = "agent-backend") -> Image:
+    """Run ci/image.py (from the checkout `cwd`) for `recipe` (one of its RECIPES) into `out`; its first line
+    is `<layout>:<tag> <digest>`."""
+    argv = [str(paths.PYTHON), str(cwd / "ci" / "image.py"), "--out", str(out), "--recipe", recipe,
+            *(["--fresh"] if fresh else [])]
     result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env)
     if result.returncode != 0:
         raise AssertionError(f"ci/image.py failed ({result.returncode}):\n{result.stderr[-6000:]}")
     first, archive = result.stdout.splitlines()[:2]
     ref, digest = first.split()
     layout, tag = ref.rsplit(":", 1)
-    return Image(layout=Path(layout), archive=Path(archive), packages=out / f"agent-backend-{tag}.packages",
+    return Image(layout=Path(layout), archive=Path(archive), packages=out / f"{recipe}-{tag}.packages",
                  tag=tag, digest=digest)
 
 
