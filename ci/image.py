@@ -128,7 +128,14 @@ MYSQL_CLIENT = Recipe(
     layout="mysql-client-image", packages=("mariadb-client-core",), customize="",
     config=("--config.env", f"PATH={SYSTEM_PATH}", "--config.cmd", "mysql"),
 )
-RECIPES = {r.name: r for r in (AGENT_BACKEND, MYSQL_CLIENT)}
+# For the tests only: no base image can be pulled here, so service/Dockerfile is built (buildah bud) from this
+# stand-in for debian:bookworm-slim: Debian bookworm with apt, made the same way as the service's root filesystem.
+DEBIAN_BASE = Recipe(
+    name="debian-base", title="Debian bookworm with apt (Debian): a test stand-in for debian:bookworm-slim",
+    layout="debian-base-image", packages=("apt",), customize=f"set -eu\n{CLEAN}",
+    config=("--config.env", f"PATH={SYSTEM_PATH}", "--config.cmd", "bash"),
+)
+RECIPES = {r.name: r for r in (AGENT_BACKEND, MYSQL_CLIENT, DEBIAN_BASE)}
 
 
 def log(msg: str) -> None:
@@ -319,7 +326,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "dist")
     ap.add_argument("--fresh", action="store_true", help="rebuild even when a cached build matches")
     ap.add_argument("--recipe", choices=sorted(RECIPES), default=AGENT_BACKEND.name,
-                    help="the service (default), or the tests' stand-in for mysql:9")
+                    help="the service (default), or a test stand-in: for mysql:9, for debian:bookworm-slim")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("image: run as root (mmdebstrap --mode=root and chroot build the root filesystem)")

@@ -148,6 +148,10 @@ container) and an image with a `mysql` client for the `wait-for-mysql` init cont
 (`initContainerDependencies.waitForMySQL.image.*`, `mysql:9` by default; any image with `bash` and a
 MySQL or MariaDB `mysql` client works).
 
+To build the Agent Backend image yourself, from a checkout of this repository (the repository root is
+the build context): `docker build -f service/Dockerfile -t <registry>/private/nf-tower-enterprise/agent-backend:<appVersion> .`,
+or `make image`, which builds the same image without Docker (as root; `ci/image.py` says how).
+
 An image is `[registry/]repository:tag`, or `[registry/]repository:tag@digest` when a digest is set
 (the runtime pulls by digest; the tag stays for people reading the pod). Tags are evaluated as templates; `image.tag` defaults to
 `{{ .chart.AppVersion }}`, the chart's appVersion. A tag may be a number (`20261130`, `8.4`,

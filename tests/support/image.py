@@ -51,7 +51,8 @@ class Image:
 
 def build(out: Path = DIST, cwd: Path = paths.ROOT, env: dict[str, str] | None = None,
           fresh: bool = False, recipe: str = "agent-backend") -> Image:
-    """Run ci/image.py (from the checkout `cwd`) into `out`; its first line is `<layout>:<tag> <digest>`."""
+    """Run ci/image.py (from the checkout `cwd`) for `recipe` (one of its RECIPES) into `out`; its first line
+    is `<layout>:<tag> <digest>`."""
     argv = [str(paths.PYTHON), str(cwd / "ci" / "image.py"), "--out", str(out), "--recipe", recipe,
             *(["--fresh"] if fresh else [])]
     result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env)
