@@ -132,7 +132,7 @@ MYSQL_CLIENT = Recipe(
 # stand-in for debian:bookworm-slim: Debian bookworm with apt, made the same way as the service's root filesystem.
 DEBIAN_BASE = Recipe(
     name="debian-base", title="Debian bookworm with apt (Debian): a test stand-in for debian:bookworm-slim",
-    layout="debian-base-image", packages=("apt",), customize=f"set -eu\n{CLEAN}",
+    layout="debian-base-image", packages=("apt",), customize="",
     config=("--config.env", f"PATH={SYSTEM_PATH}", "--config.cmd", "bash"),
 )
 RECIPES = {r.name: r for r in (AGENT_BACKEND, MYSQL_CLIENT, DEBIAN_BASE)}
