@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
 import random
 from typing import Any, Callable
@@ -19,9 +17,11 @@ from typing import Any, Callable
 import anthropic
 import httpx2
 
+from .anthropic_sse import SseDecoder, StepState, StreamErrorEvent
 from .config import Config
 from .logs import log
-from .usage import Usage
+
+__all__ = ["LLM", "StepState", "StreamCutOff", "UpstreamError", "describe"]
 
 logger = logging.getLogger("agent_backend.llm")
 RETRYABLE_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
@@ -36,40 +36,6 @@ class UpstreamError(Exception):
 class StreamCutOff(Exception):
     """The model's stream ended cleanly but without `message_stop`: the answer is incomplete (an upstream
     or a gateway behind ANTHROPIC_BASE_URL closed the response early). Handled like a dropped connection."""
-
-
-@dataclasses.dataclass
-class StepState:
-    """What one model call has produced so far (kept by the caller, so a cancel still sees it)."""
-    blocks: list[dict] = dataclasses.field(default_factory=list)
-    partial_json: dict[int, str] = dataclasses.field(default_factory=dict)
-    index_map: dict[int, int] = dataclasses.field(default_factory=dict)
-    stop_reason: str | None = None
-    usage: Usage = Usage()
-    started: bool = False
-    attempts: int = 0
-
-    def complete_blocks(self) -> list[dict]:
-        """Content blocks safe to store and send back to the model (unfinished tool calls dropped)."""
-        out = []
-        for i, block in enumerate(self.blocks):
-            if block["type"] == "tool_use" and block.get("_open"):
-                continue
-            if block["type"] == "text" and not block.get("text"):
-                continue
-            out.append({k: v for k, v in block.items() if not k.startswith("_")})
-        return out
-
-
-def _usage_from(obj: Any, usage: Usage) -> Usage:
-    """`usage` with the counts the SDK's usage object `obj` reports (each one is the call's total so far)."""
-    if obj is None:
-        return usage
-    found = {dst: val for src, dst in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
-                                       ("cache_read_input_tokens", "cache_read_tokens"),
-                                       ("cache_creation_input_tokens", "cache_creation_tokens"))
-             if isinstance(val := getattr(obj, src, None), int)}
-    return dataclasses.replace(usage, **found)
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -149,75 +115,30 @@ class LLM:
                     wait_s=round(wait, 3))
                 await asyncio.sleep(wait * (1 + random.random() * 0.2))
                 delay = min(delay * 2, 8.0)
-                state.blocks.clear(); state.partial_json.clear(); state.index_map.clear()
+                state.reset()
 
     async def _once(self, system, messages, tools, state: StepState, on_text, on_thinking) -> None:
         kwargs: dict[str, Any] = {"model": self.model, "max_tokens": self.cfg.max_tokens, "system": system,
                                   "messages": messages, "stream": True}
         if tools:
             kwargs["tools"] = tools
-        stream = await self.client.messages.create(**kwargs)
+        # The raw response: the request, its headers, timeouts and the APIStatusError of a non-2xx answer are
+        # the SDK's; the body's events are decoded here (anthropic_sse), without a pydantic model per event.
+        response = await self.client.messages.with_streaming_response.create(**kwargs).__aenter__()
         stopped = False
         try:
-            async for event in stream:
-                etype = event.type
-                if etype == "message_stop":
-                    stopped = True
-                elif etype == "message_start":
-                    state.usage = _usage_from(getattr(event.message, "usage", None), state.usage)
-                elif etype == "content_block_start":
-                    block = event.content_block
-                    state.started = True
-                    state.index_map[event.index] = len(state.blocks)
-                    if block.type == "text":
-                        state.blocks.append({"type": "text", "text": block.text or ""})
-                        if block.text:
-                            on_text(block.text)
-                    elif block.type == "tool_use":
-                        state.blocks.append({"type": "tool_use", "id": block.id, "name": block.name,
-                                             "input": {}, "_open": True})
-                        state.partial_json[event.index] = ""
-                    elif block.type == "thinking":
-                        state.blocks.append({"type": "thinking", "thinking": block.thinking or "",
-                                             "signature": getattr(block, "signature", "") or ""})
-                    else:  # server tools etc.: keep for the record, never replayed
-                        state.blocks.append({"type": block.type, "_skip": True, "_open": True})
-                elif etype == "content_block_delta":
-                    delta = event.delta
-                    pos = state.index_map.get(event.index)
-                    if pos is None:
-                        continue
-                    block = state.blocks[pos]
-                    if delta.type == "text_delta":
-                        block["text"] = block.get("text", "") + delta.text
-                        on_text(delta.text)
-                    elif delta.type == "input_json_delta":
-                        state.partial_json[event.index] = state.partial_json.get(event.index, "") + delta.partial_json
-                    elif delta.type == "thinking_delta":
-                        block["thinking"] = block.get("thinking", "") + delta.thinking
-                        on_thinking(delta.thinking)
-                    elif delta.type == "signature_delta":
-                        block["signature"] = delta.signature
-                elif etype == "content_block_stop":
-                    pos = state.index_map.get(event.index)
-                    if pos is None:
-                        continue
-                    block = state.blocks[pos]
-                    if block["type"] == "tool_use":
-                        raw = state.partial_json.pop(event.index, "")
-                        try:
-                            block["input"] = json.loads(raw) if raw.strip() else {}
-                        except ValueError:
-                            block["input"] = {}
-                            block["_bad_json"] = True
-                        block.pop("_open", None)
-                elif etype == "message_delta":
-                    state.stop_reason = getattr(event.delta, "stop_reason", None) or state.stop_reason
-                    state.usage = _usage_from(getattr(event, "usage", None), state.usage)
+            decoder, apply = SseDecoder(), state.apply
+            async for chunk in response.http_response.aiter_bytes():
+                for event, data in decoder.feed(chunk):
+                    if apply(event, data, on_text, on_thinking):
+                        stopped = True
+            for event, data in decoder.end():
+                stopped = apply(event, data, on_text, on_thinking) or stopped
+        except StreamErrorEvent as exc:  # as the SDK's stream raises it: an APIStatusError subclass
+            raise self.client._make_status_error(exc.message, body=exc.body, response=response.http_response) from None
         finally:
             with contextlib.suppress(Exception):
-                await stream.close()
+                await response.close()
         if not stopped:
             raise StreamCutOff()
-        # drop blocks we never send back (unknown block types)
-        state.blocks[:] = [b for b in state.blocks if not b.get("_skip")]
+        state.drop_skipped()
