@@ -87,6 +87,13 @@ class Hub:
         self.finished_at: float | None = None
         self._changed: asyncio.Future = asyncio.get_running_loop().create_future()
 
+    def stored(self, kind: str, data: str) -> None:
+        """Publish an event the caller has already stored as number `next_seq` (the run's first, stored with
+        its start)."""
+        seq = self.next_seq
+        self.next_seq += 1
+        self.publish([Framed(seq, kind in TERMINAL, live(kind, data), frame(seq, data))])
+
     def publish(self, items: list["Framed"]) -> None:
         self.frames.extend(items)
         if any(f.terminal for f in items):

@@ -113,59 +113,73 @@ class TurnStart(NamedTuple):
     cwd: str
     directory_context: dict | None
     instruction_context: str | None
-    first_seq: int      # the event number after the session's last stored one
+    first_seq: int      # the number of the run's first event, stored with its start (`first_event`)
     first_turn: bool    # no earlier message: the one just stored is the whole conversation
 
 
+# What start_turn decides on, read under the session row's lock by one SELECT into user variables: session
+# found, its live run ("id owner"), its last event number, whether it has earlier messages. Reset first:
+# user variables live as long as the pooled connection, and a SELECT that finds no row leaves them as
+# they were.
+_TURN_VARS = ("@t_found", "@t_live", "@t_last", "@t_earlier")
+
+
 async def start_turn(db: Database, *, session_id: str, user_id: str, run_id: str, owner: str, content: str,
-                     client_run_id: str | None, mode: str | None, stale_after_s: float,
-                     running_here: Callable[[], bool]) -> TurnStart:
-    """A run's start in one transaction and two round trips (multi-statement): lock the session row
-    (serialises runs of a session across replicas) while reading its context, its live run, the last
-    event number and whether it has earlier messages; then insert the run and the user's message,
-    touch the session and commit. A live run of this `owner` that is not `running_here` is one whose final
-    update was lost: it is marked interrupted in the same transaction. Raises SessionNotFound (no such
-    session of this user) or RunConflict (a live run)."""
+                     client_run_id: str | None, mode: str | None, stale_after_s: float, running_here: bool,
+                     first_event: tuple[str, str], seq_floor: int = 0) -> TurnStart:
+    """A run's start in one transaction and one round trip (multi-statement): lock the session row
+    (serialises runs of a session across replicas) while reading its live run, the last event number and
+    whether it has earlier messages; then, unless that is a conflict, insert the run, the user's message and
+    the run's first event (`first_event`: its type and JSON; numbered after the session's last stored event
+    and at least `seq_floor`), touch the session, read its context and commit. A live run of this `owner`
+    while none is `running_here` is one whose final update was lost: it is marked interrupted in the same
+    transaction. Raises SessionNotFound (no such session of this user) or RunConflict (a live run); then
+    nothing is written. The decision is the SQL's (@t_go), so no second round trip is needed."""
+    now = utcnow()
+    title = content.strip().splitlines()[0][:200] if content.strip() else None
+    kind, data = first_event
+    sql = (
+        "START TRANSACTION;"
+        " SET " + ", ".join(f"{v}=NULL" for v in _TURN_VARS) + ", @t_go=0;"
+        " SELECT 1,"
+        f" (SELECT CONCAT(r.id, ' ', r.owner) FROM runs r WHERE r.session_id=s.id AND {LIVE_RUN}"
+        "   ORDER BY r.started_at DESC LIMIT 1),"
+        " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id=s.id),"
+        " EXISTS(SELECT 1 FROM messages m WHERE m.session_id=s.id)"
+        f" INTO {', '.join(_TURN_VARS)}"
+        " FROM sessions s WHERE s.id=%s AND s.user_id=%s FOR UPDATE;"
+        # it may start: no live run, or one of ours that no task of ours runs (`running_here` is the caller's)
+        " SET @t_go = (@t_found = 1 AND %s AND (@t_live IS NULL OR SUBSTRING_INDEX(@t_live, ' ', -1) = %s));"
+        " UPDATE runs SET status='interrupted', finished_at=%s"
+        "  WHERE @t_go AND id=SUBSTRING_INDEX(@t_live, ' ', 1) AND status='running';"
+        " INSERT INTO runs (id, session_id, user_id, client_run_id, status, mode, owner, heartbeat_at, started_at)"
+        "  SELECT %s,%s,%s,%s,'running',%s,%s,%s,%s FROM DUAL WHERE @t_go;"
+        " INSERT INTO messages (session_id, run_id, role, content, status, created_at)"
+        "  SELECT %s,%s,'user',%s,'complete',%s FROM DUAL WHERE @t_go;"
+        " INSERT INTO events (session_id, seq, run_id, type, data)"
+        "  SELECT %s, GREATEST(@t_last + 1, %s), %s, %s, %s FROM DUAL WHERE @t_go;"
+        " UPDATE sessions SET last_used=%s, expired_at=NULL, title=COALESCE(title, %s) WHERE @t_go AND id=%s;"
+        " SELECT @t_go, GREATEST(@t_last + 1, %s), @t_earlier, s.local_execution, s.cwd, s.directory_context,"
+        "  s.instruction_context FROM sessions s WHERE s.id=%s AND s.user_id=%s;"
+        " COMMIT")
+    args = [utc_ago(stale_after_s), session_id, user_id,
+            not running_here, owner,
+            now,
+            run_id, session_id, user_id, client_run_id, mode, owner, now, now,
+            session_id, run_id, dumps([{"type": "text", "text": content}]), now,
+            session_id, seq_floor, run_id, kind, data,
+            now, title, session_id,
+            seq_floor, session_id, user_id]
     async with db.connection() as conn:
-        _, rows = await db.script(
-            conn,
-            "START TRANSACTION;"
-            " SELECT s.local_execution, s.cwd, s.directory_context, s.instruction_context,"
-            f" (SELECT CONCAT(r.id, ' ', r.owner) FROM runs r WHERE r.session_id=s.id AND {LIVE_RUN}"
-            "   ORDER BY r.started_at DESC LIMIT 1),"
-            " (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id=s.id),"
-            " EXISTS(SELECT 1 FROM messages m WHERE m.session_id=s.id)"
-            " FROM sessions s WHERE s.id=%s AND s.user_id=%s FOR UPDATE",
-            (utc_ago(stale_after_s), session_id, user_id))
-        if not rows:
-            await db.script(conn, "ROLLBACK")
-            raise SessionNotFound()
-        local_execution, cwd, directory_context, instruction_context, live, last, earlier = rows[0]
-        orphan = None
-        if live:
-            live_id, live_owner = live.split(" ", 1)
-            if live_owner == owner and not running_here():
-                orphan = live_id
-        if (live and orphan is None) or running_here():
-            await db.script(conn, "ROLLBACK")
-            raise RunConflict()
-        now = utcnow()
-        title = content.strip().splitlines()[0][:200] if content.strip() else None
-        sql = ("INSERT INTO runs (id, session_id, user_id, client_run_id, status, mode, owner, heartbeat_at,"
-               " started_at) VALUES (%s,%s,%s,%s,'running',%s,%s,%s,%s);"
-               " INSERT INTO messages (session_id, run_id, role, content, status, created_at)"
-               " VALUES (%s,%s,'user',%s,'complete',%s);"
-               " UPDATE sessions SET last_used=%s, expired_at=NULL, title=COALESCE(title, %s) WHERE id=%s;")
-        args: list = [run_id, session_id, user_id, client_run_id, mode, owner, now, now,
-                      session_id, run_id, dumps([{"type": "text", "text": content}]), now,
-                      now, title, session_id]
-        if orphan:
-            sql = "UPDATE runs SET status='interrupted', finished_at=%s WHERE id=%s AND status='running'; " + sql
-            args = [now, orphan, *args]
-        await db.script(conn, sql + " COMMIT", args)
+        *_, rows, _commit = await db.script(conn, sql, args)
+    if not rows:
+        raise SessionNotFound()
+    go, first_seq, earlier, local_execution, cwd, directory_context, instruction_context = rows[0]
+    if not int(go):
+        raise RunConflict()
     return TurnStart(local_execution=bool(local_execution), cwd=cwd or "",
                      directory_context=json.loads(directory_context) if directory_context else None,
-                     instruction_context=instruction_context, first_seq=int(last) + 1, first_turn=not earlier)
+                     instruction_context=instruction_context, first_seq=int(first_seq), first_turn=not int(earlier))
 
 
 class ActiveRun(NamedTuple):

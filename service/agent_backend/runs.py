@@ -1,7 +1,8 @@
 """Runs: one asyncio task per user message, owned by the app (never by an HTTP request), and the registry
 of the runs live in this process.
 
-The user's message is stored before the model is called (queries.start_turn). Model output streams into
+The user's message, the run and its first event (`start`) are stored in one round trip before the model
+is called (queries.start_turn). Model output streams into
 the session's event log (events.Hub/EventWriter); each tool call becomes an `execute-local` event and the
 run waits for POST tool-results (or times out with an error result), then feeds the result back to Claude
 and continues. The assistant's message is stored with its status (complete, partial after an upstream
@@ -19,6 +20,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from . import queries
+from .codec import dumps
 from .auth import User
 from .config import Config
 from .db import Database, DatabaseUnavailable, RetryBudget, retrying
@@ -145,8 +147,7 @@ class Run:
                            terminal={"type": "error", "error": "Internal error in agent-backend."})
 
     async def _turn(self, span, answer: list[str], started: float) -> Outcome:
-        cfg, turn = self.mgr.cfg, self.turn
-        self.emit({"type": "start", "threadId": self.session_id, "runId": self.id})
+        cfg, turn = self.mgr.cfg, self.turn  # the `start` part was stored with the run's start (start_turn)
         if turn.first_turn:  # nothing earlier to load: the message just stored is all
             history = [{"role": "user", "content": [{"type": "text", "text": self.content}]}]
         else:
@@ -376,19 +377,22 @@ class RunManager:
         if sid in self.starting:
             raise RunConflict()
         run_id, content = str(uuid.uuid4()), body["content"]
+        previous = self.hubs.get(sid)
+        # The run's first event is stored with its start, so that the stream's first event costs no round
+        # trip of its own; numbered after any the previous hub handed out (they may still be on their way
+        # to MySQL).
+        start = dumps({"type": "start", "threadId": sid, "runId": run_id})
         self.starting[sid] = user.id
         try:
             turn = await queries.start_turn(
                 self.db, session_id=sid, user_id=user.id, run_id=run_id, owner=self.owner, content=content,
                 client_run_id=str(body.get("run_id") or "")[:64] or None, mode=body.get("mode"),
-                stale_after_s=self.stale_after, running_here=lambda: sid in self.runs)
+                stale_after_s=self.stale_after, running_here=sid in self.runs, first_event=("start", start),
+                seq_floor=previous.next_seq if previous is not None else 0)
         finally:
             self.starting.pop(sid, None)
-        first_seq = turn.first_seq
-        previous = self.hubs.get(sid)
-        if previous is not None:  # numbers it handed out may still be on their way to MySQL
-            first_seq = max(first_seq, previous.next_seq)
-        hub = Hub(sid, run_id, first_seq)
+        hub = Hub(sid, run_id, turn.first_seq)
+        hub.stored("start", start)
         hub.user_id = user.id
         run = Run(self, run_id=run_id, session_id=sid, turn=turn, user=user, token=token, content=content,
                   mode=body.get("mode"), hub=hub)

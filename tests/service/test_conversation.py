@@ -171,6 +171,59 @@ async def test_second_message_while_running_is_409(service, alice):
     assert turn.terminal["type"] == "finish"
 
 
+def _revive_last_run(service, sid: str, owner: str | None) -> str:
+    """Make the session's last run look live again (running, fresh heartbeat), as if its final update had
+    been lost; `owner` None keeps this service's own. Its id."""
+    with service.db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id FROM runs WHERE session_id=%s ORDER BY started_at DESC LIMIT 1", (sid,))
+        (run_id,) = cur.fetchone()
+        cur.execute("UPDATE runs SET status='running', finished_at=NULL, heartbeat_at=UTC_TIMESTAMP(),"
+                    " owner=COALESCE(%s, owner) WHERE id=%s", (owner, run_id))
+    return run_id
+
+
+def _counts(service, sid: str) -> tuple:
+    with service.db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT (SELECT COUNT(*) FROM runs WHERE session_id=%s), (SELECT COUNT(*) FROM messages"
+                    " WHERE session_id=%s), (SELECT COUNT(*) FROM events WHERE session_id=%s)", (sid, sid, sid))
+        return cur.fetchone()
+
+
+async def test_a_live_run_of_another_replica_is_409_and_nothing_is_stored(service, alice):
+    sid = await alice.create_session()
+    assert (await alice.turn(sid, "first")).terminal["type"] == "finish"
+    _revive_last_run(service, sid, owner="another-replica")
+    before = _counts(service, sid)
+    r = await alice.send(sid, "second")
+    assert r.status == 409, r.text
+    assert _counts(service, sid) == before  # no run, message or event of the refused turn
+
+
+async def test_a_run_of_this_process_whose_final_update_was_lost_does_not_block_the_next(service, alice):
+    sid = await alice.create_session()
+    assert (await alice.turn(sid, "first")).terminal["type"] == "finish"
+    lost = _revive_last_run(service, sid, owner=None)  # live in MySQL, but no task of this process runs it
+    turn = await alice.turn(sid, "second")
+    assert turn.terminal["type"] == "finish" and turn.text == DEFAULT_ANSWER
+    with service.db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT status FROM runs WHERE id=%s", (lost,))
+        assert cur.fetchone() == ("interrupted",)
+
+
+async def test_a_turn_stores_its_start_part_first_with_the_next_number(service, alice):
+    sid = await alice.create_session()
+    first = await alice.turn(sid, "first")
+    second = await alice.turn(sid, "second")
+    ids = [e.id for e in first.events + second.events if e.id is not None]
+    assert ids == list(range(1, len(ids) + 1))  # one numbering across the session's runs, no gaps
+    with service.db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT e.data FROM events e JOIN runs r ON r.id=e.run_id WHERE e.session_id=%s"
+                    " AND e.seq=(SELECT MIN(seq) FROM events WHERE run_id=r.id) ORDER BY e.seq", (sid,))
+        starts = [json.loads(d) for (d,) in cur.fetchall()]
+    assert [p["type"] for p in starts] == ["start", "start"]
+    assert all(p["threadId"] == sid for p in starts) and starts[0]["runId"] != starts[1]["runId"]
+
+
 async def test_live_stream_without_cursor_starts_with_history_end(service, alice):
     # With -c the CLI drops text until it has seen history_end: it must come before the run's text.
     sid = await alice.create_session()
