@@ -25,7 +25,7 @@ from typing import Any, Callable, NamedTuple
 from aiohttp import web
 
 from . import queries
-from .codec import dumps
+from .codec import dumps, dumps_delta
 from .db import Database, DatabaseUnavailable, RetryBudget, retrying
 from .lifecycle import Lifecycle
 from .logs import log
@@ -197,7 +197,9 @@ class EventWriter:
         for part in parts:
             seq = hub.next_seq
             hub.next_seq += 1
-            data, kind = dumps(part), str(part.get("type", ""))[:32]
+            kind = str(part.get("type", ""))[:32]
+            data = (dumps_delta(kind, part["delta"]) if kind in MERGEABLE and len(part) == 2
+                    and isinstance(part.get("delta"), str) else dumps(part))
             rows.append(queries.NewEvent(hub.session_id, seq, hub.run_id, kind, data))
             items.append(Framed(seq, kind in TERMINAL, live(kind, data), frame(seq, data)))
         return _Numbered(hub, items, futs, rows)

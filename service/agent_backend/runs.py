@@ -165,7 +165,8 @@ class Run:
 
         def on_text(delta: str) -> None:
             self._checkpoint()
-            self.marks.setdefault("first_token_ms", round((time.monotonic() - started) * 1000, 2))
+            if "first_token_ms" not in self.marks:
+                self.marks["first_token_ms"] = round((time.monotonic() - started) * 1000, 2)
             answer.append(delta)
             self.emit({"type": "text-delta", "delta": delta})
 
