@@ -113,8 +113,9 @@ class ServiceProcess:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout: float = 30.0, path: str = "/health") -> None:
-        """Poll GET `path` until it answers 200 (`/health?ready=1`: until MySQL answers and is migrated)."""
+    def wait_ready(self, timeout: float = 120.0, path: str = "/health") -> None:
+        """Poll GET `path` until it answers 200 (`/health?ready=1`: until MySQL answers and is migrated).
+        `timeout` is a hang bound for a loaded machine (a start took over 30 s there), not a speed check."""
         assert self.proc is not None
         try:
             wait_http_ok(self.url + path, self.proc, timeout)
