@@ -52,7 +52,8 @@ class DatabaseConfig:
     user: str
     password: str = dataclasses.field(repr=False)
     connect_timeout: float = 3.0      # seconds to open one TCP connection
-    acquire_timeout: float = 2.0      # seconds to wait for a pooled connection
+    acquire_timeout: float = 2.0      # seconds for the pool to hand over a connection (opening one if needed)
+    busy_timeout: float = 10.0        # seconds to wait for a pooled connection to come free (then 503 busy)
     query_timeout: float = 5.0        # seconds for one query before the connection is dropped
     pool_max: int = 32
 

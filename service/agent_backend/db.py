@@ -2,7 +2,10 @@
 
 A database outage surfaces as DatabaseUnavailable (answered 503 with a detail: errors.py) within
 `connect_timeout`/`acquire_timeout` seconds at worst; after a failed connection attempt the pool
-fails fast for `FAIL_FAST_S` seconds instead of making every request wait on a dead server. A database
+fails fast for `FAIL_FAST_S` seconds instead of making every request wait on a dead server. A pool
+with no connection free in `busy_timeout` (all in use, or callers queued behind new connections being
+opened on an overloaded event loop) surfaces as DatabaseBusy: not an outage, MySQL is not marked down
+and readiness does not change; it has its own log line, at most every `BUSY_LOG_EVERY_S`. A database
 that answers but was never migrated surfaces as SchemaMissing (a DatabaseUnavailable: 503 naming
 ./init.sh). Either is logged once when it starts (host:port, user and the reason; never the password),
 and `Database.problem` keeps a short reason for readiness. Nothing is cached across an outage: the next
@@ -28,12 +31,17 @@ from .logs import log, strip_userinfo
 logger = logging.getLogger("agent_backend.db")
 T = TypeVar("T")
 FAIL_FAST_S = 1.0
+BUSY_LOG_EVERY_S = 10.0
 
 
 class DatabaseUnavailable(Exception):
     """The database cannot be reached or did not answer in time."""
 
     from_callback = True  # raised from a streaming callback it is ours, not the model provider's (llm.py)
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """MySQL is fine, but no pooled connection came free in time: the service is overloaded, not down."""
 
 
 class InFlightLost(DatabaseUnavailable):
@@ -105,7 +113,11 @@ class Database:
         reserved = 2 if cfg.pool_max > 4 else 1
         self._sem = asyncio.Semaphore(cfg.pool_max - reserved)
         self._sem_priority = asyncio.Semaphore(reserved)
-        self.busy_timeout = 10.0
+        # aiomysql's pool serves one caller at a time and opens a new connection while the others wait;
+        # waiting here for that turn is queueing (busy), so acquire_timeout only times a caller's own turn.
+        self._handout = asyncio.Lock()
+        self._busy_logged_at: float | None = None
+        self._busy_unlogged = 0  # busy answers since the last "database pool busy" line
 
     async def start(self) -> None:
         # minsize=0: creating the pool never connects, so the service starts while MySQL is down.
@@ -179,31 +191,17 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def connection(self, *, priority: bool = False) -> AsyncIterator[aiomysql.Connection]:
-        """A pooled connection. Waiting for a free slot (the pool is busy) is bounded by `busy_timeout`
-        and never counts as an outage; failing to connect or losing the connection does, and makes
+        """A pooled connection. Waiting for it (the pool is busy) is bounded by `busy_timeout` and never
+        counts as an outage (DatabaseBusy); failing to connect or losing the connection does, and makes
         the next second's callers fail fast. `priority` callers (the event-log writer) have reserved slots."""
         if self._pool is None:
             raise DatabaseUnavailable("database pool is not started")
         if time.monotonic() < self._down_until:
             raise DatabaseUnavailable("database unavailable")
         sem = self._sem_priority if priority else self._sem
+        await self._queue(sem)
         try:
-            async with asyncio.timeout(self.busy_timeout):
-                await sem.acquire()
-        except TimeoutError:
-            raise DatabaseUnavailable("database busy") from None
-        try:
-            if time.monotonic() < self._down_until:
-                raise DatabaseUnavailable("database unavailable")
-            try:
-                async with asyncio.timeout(self.cfg.acquire_timeout):
-                    conn = await self._pool.acquire()
-            except (TimeoutError, OSError, pymysql.MySQLError, RuntimeError) as exc:
-                if _code(exc) in _SCHEMA_ERRORS:  # unknown database: ./init.sh creates it
-                    self._mark_schema_missing(exc)
-                    raise SchemaMissing(SCHEMA_MISSING) from None
-                self._mark_down(exc, connecting=True, timeout=self.cfg.acquire_timeout)
-                raise DatabaseUnavailable("database unavailable") from None
+            conn = await self._acquire()
             ok = False
             try:
                 yield conn
@@ -231,6 +229,50 @@ class Database:
                 self._pool.release(conn)
         finally:
             sem.release()
+
+    async def _queue(self, sem: asyncio.Semaphore) -> None:
+        """Wait for a slot of `sem`, then for the pool's turn, within `busy_timeout` for both; on return the
+        caller holds both (`_acquire` gives the turn back). Raises DatabaseBusy, holding neither."""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.cfg.busy_timeout):
+                await sem.acquire()
+                try:
+                    await self._handout.acquire()
+                except BaseException:
+                    sem.release()
+                    raise
+        except TimeoutError:
+            self._log_busy(time.monotonic() - started)
+            raise DatabaseBusy("database busy") from None
+
+    async def _acquire(self) -> aiomysql.Connection:
+        """The pool's connection, a free one or a new one, for the caller whose turn it is. Nobody is ahead
+        of it, so a timeout here means MySQL did not answer a connection attempt: an outage."""
+        try:
+            if time.monotonic() < self._down_until:
+                raise DatabaseUnavailable("database unavailable")
+            async with asyncio.timeout(self.cfg.acquire_timeout):
+                return await self._pool.acquire()
+        except (TimeoutError, OSError, pymysql.MySQLError, RuntimeError) as exc:
+            if _code(exc) in _SCHEMA_ERRORS:  # unknown database: ./init.sh creates it
+                self._mark_schema_missing(exc)
+                raise SchemaMissing(SCHEMA_MISSING) from None
+            self._mark_down(exc, connecting=True, timeout=self.cfg.acquire_timeout)
+            raise DatabaseUnavailable("database unavailable") from None
+        finally:
+            self._handout.release()
+
+    def _log_busy(self, waited: float) -> None:
+        """One WARNING per BUSY_LOG_EVERY_S at most, counting the busy answers since the previous one."""
+        self._busy_unlogged += 1
+        now = time.monotonic()
+        if self._busy_logged_at is not None and now - self._busy_logged_at < BUSY_LOG_EVERY_S:
+            return
+        pool = self._pool
+        log(logger, logging.WARNING, "database pool busy", pool_max=self.cfg.pool_max, open=pool.size,
+            in_use=pool.size - pool.freesize, waited_s=round(waited, 2), busy_answers=self._busy_unlogged)
+        self._busy_logged_at, self._busy_unlogged = now, 0
 
     async def run(self, conn, sql: str, args: Any = None, *, many: bool = False):
         async def go():

@@ -9,7 +9,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from .db import DatabaseUnavailable, SchemaMissing
+from .db import DatabaseBusy, DatabaseUnavailable, SchemaMissing
 
 
 class BadRequest(Exception):
@@ -41,6 +41,9 @@ class ServiceDraining(Exception):
 
 
 RETRY = {"Retry-After": "2"}
+# An overloaded replica (no pooled connection free in time) asks for a longer pause than an outage does.
+BUSY_RETRY_AFTER_S = 5
+BUSY_MESSAGE = f"The service is busy; retry in {BUSY_RETRY_AFTER_S} s."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +53,7 @@ class Answer:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def _database_detail(exc: BaseException) -> str:
-    if str(exc) == "database busy":
-        return "The service is busy; retry shortly."
-    return "The database is unavailable; retry shortly."
-
-
-# First match wins: a subclass comes before its base (SchemaMissing is a DatabaseUnavailable).
+# First match wins: a subclass comes before its base (SchemaMissing and DatabaseBusy are DatabaseUnavailable).
 ANSWERS: tuple[tuple[type[BaseException], Answer], ...] = (
     (BadRequest, Answer(400, str)),
     (Unauthorized, Answer(401, str, {"WWW-Authenticate": "Bearer"})),
@@ -69,7 +66,9 @@ ANSWERS: tuple[tuple[type[BaseException], Answer], ...] = (
     # Logged once by the Database when it starts, not per request.
     (SchemaMissing, Answer(503, "The database schema is missing: an administrator must run ./init.sh (the "
                                 "migrations); retry after that.", RETRY)),
-    (DatabaseUnavailable, Answer(503, _database_detail, RETRY)),
+    # Logged by the Database ("database pool busy"), at most every few seconds.
+    (DatabaseBusy, Answer(503, BUSY_MESSAGE, {"Retry-After": str(BUSY_RETRY_AFTER_S)})),
+    (DatabaseUnavailable, Answer(503, "The database is unavailable; retry shortly.", RETRY)),
 )
 
 

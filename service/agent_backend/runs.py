@@ -23,8 +23,8 @@ from . import queries
 from .codec import dumps
 from .auth import User
 from .config import Config
-from .db import Database, DatabaseUnavailable, RetryBudget, retrying
-from .errors import RunConflict, ServiceDraining, SessionNotFound, UsageLimitReached
+from .db import Database, DatabaseBusy, DatabaseUnavailable, RetryBudget, retrying
+from .errors import BUSY_MESSAGE, RunConflict, ServiceDraining, SessionNotFound, UsageLimitReached
 from .events import DATABASE_LOST_PART, SHUTDOWN_MESSAGE, EventWriter, Hub, local_tool_result
 from .history import build_history, without_tools
 from .lifecycle import Lifecycle
@@ -138,6 +138,9 @@ class Run:
             outcome = Outcome.cancelled(self.cancel_reason or "shutdown")
             await self._store_partial(outcome.status)
             return outcome
+        except DatabaseBusy:  # MySQL is fine: the error part can be stored, and says so
+            log(logger, logging.WARNING, "run failed: database pool busy", run_id=self.id)
+            return Outcome("error", error="database busy", terminal={"type": "error", "error": BUSY_MESSAGE})
         except DatabaseUnavailable:
             log(logger, logging.ERROR, "run failed: database unavailable", run_id=self.id)
             return Outcome("error", error="database unavailable", tail=DATABASE_LOST_PART)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from agent_backend import errors
-from agent_backend.db import DatabaseUnavailable, InFlightLost, SchemaMissing
+from agent_backend.db import DatabaseBusy, DatabaseUnavailable, InFlightLost, SchemaMissing
 
 RETRY = {"Retry-After": "2"}
 
@@ -31,7 +31,9 @@ def answered(exc: BaseException) -> tuple[int, str, dict]:
     (SchemaMissing("x"), 503, "The database schema is missing: an administrator must run ./init.sh (the "
                               "migrations); retry after that.", RETRY),
     (InFlightLost("database unavailable"), 503, "The database is unavailable; retry shortly.", RETRY),
-    (DatabaseUnavailable("database busy"), 503, "The service is busy; retry shortly.", RETRY),
+    (DatabaseUnavailable("database unavailable"), 503, "The database is unavailable; retry shortly.", RETRY),
+    # A pool with no connection free is not an outage: the CLI shows when to retry, and Retry-After says so.
+    (DatabaseBusy("database busy"), 503, "The service is busy; retry in 5 s.", {"Retry-After": "5"}),
 ], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else None)
 def test_each_error_has_its_answer(exc, status, detail, headers):
     assert answered(exc) == (status, detail, headers)
