@@ -4,7 +4,9 @@ plain HTTP only for loopback; missing artifacts and an unreachable registry are 
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
+import subprocess
 
 import pytest
 
@@ -34,6 +36,19 @@ class TestPublishedReferences:
             objs = h.render(k8s.values(), chart=f"oci://{target}/charts/agent-backend", version=CHART_VERSION,
                             plain_http=True, set_={"global.imageRegistry": target})
             assert image_ref in k8s.pod_images(objs)
+
+    def test_make_publish_builds_what_is_missing_and_pushes_it(self):
+        """The command as the README names it: `make publish REGISTRY=...` makes the package and the image
+        (from the cache here) and pushes both."""
+        with Registry() as registry:
+            result = subprocess.run(["make", "-s", "publish", f"REGISTRY={registry.host}"], cwd=paths.ROOT,
+                                    capture_output=True, text=True, timeout=1800,
+                                    env={**os.environ, "HELM_REGISTRY_CONFIG": str(paths.HELM_HOME / "none.json")})
+            assert result.returncode == 0, result.stdout + result.stderr
+            for ref in (f"{registry.host}/charts/agent-backend:{CHART_VERSION}",
+                        f"{registry.host}/{APP_REPOSITORY}:{APP_VERSION}"):
+                assert f"pushed {'oci://' if 'charts/' in ref else ''}{ref} sha256:" in result.stdout, result.stdout
+                manifest_digest(f"docker://{ref}")  # there, or AssertionError with skopeo's message
 
     def test_the_documented_image_reference_is_the_charts_default(self):
         # README and CHANGELOG name REGISTRY/private/nf-tower-enterprise/agent-backend:0.1.0
