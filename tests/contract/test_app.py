@@ -68,6 +68,11 @@ def test_the_service_targets_the_named_container_port(example: Example) -> None:
                 f"{example.id}: Service {svc['metadata']['name']} targets {port['targetPort']!r}")
 
 
+def mountinfo(pid: int) -> dict[str, list[str]]:
+    """The mounts a process sees, by mount point: the fields of each /proc/<pid>/mountinfo line."""
+    return {line.split()[4]: line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()}
+
+
 def assert_runs_as_rendered(pod: ContainerPod, proc) -> None:
     """What the kernel says of the container's process matches the rendered securityContext."""
     sc = pod.security(pod.app)
@@ -81,7 +86,7 @@ def assert_runs_as_rendered(pod: ContainerPod, proc) -> None:
         assert status["NoNewPrivs"].strip() == "1"
     if (sc.get("seccompProfile") or {}).get("type") == "RuntimeDefault":
         assert status["Seccomp"].strip() == "2"  # filter mode
-    mounts = {line.split()[4]: line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()}
+    mounts = mountinfo(pid)
     if sc.get("readOnlyRootFilesystem"):
         assert mounts["/"][5].split(",")[0] == "ro", mounts["/"]
     for m in pod.app.get("volumeMounts") or []:
@@ -149,7 +154,7 @@ def test_extra_volumes_are_mounted_as_rendered(deploy, standins: dict[str, str],
         assert ini.read_text() == settings["data"]["settings.ini"]
         assert ini.stat().st_mode & 0o777 == 0o440
         assert (root / "user-files" / "nested" / "token").read_text() == "user-file-token"
-        mounts = {line.split()[4]: line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()}
+        mounts = mountinfo(pid)
         cache = mounts["/var/cache/agent"]
         assert cache[cache.index("-") + 1] == "tmpfs" and "size=16384k" in cache[-1], cache
         for path in ("/settings", "/user-files"):

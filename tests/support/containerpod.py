@@ -41,6 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from tests.support import image
 from tests.support.localpod import ImageConfig, LocalPod, LocalPodError
 from tests.support.registry import by_digest
 
@@ -88,15 +89,7 @@ def unpack(ref: str, dest: Path) -> UnpackedImage:
                                 capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
             raise LocalPodError(f"umoci unpack {ref} failed: {result.stderr}")
-    index = json.loads((Path(layout) / "index.json").read_text())
-    [manifest] = [m for m in index["manifests"]
-                  if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag]
-
-    def blob(digest: str) -> dict[str, Any]:
-        algo, hexdigest = digest.split(":", 1)
-        return json.loads((Path(layout) / "blobs" / algo / hexdigest).read_text())
-
-    return UnpackedImage(dest / "rootfs", blob(blob(manifest["digest"])["config"]["digest"]))
+    return UnpackedImage(dest / "rootfs", image.Image.tagged(Path(layout), tag).config())
 
 
 def pull(ref: str, dest: Path) -> UnpackedImage:
@@ -180,7 +173,7 @@ class ContainerPod(LocalPod):
     def process_env(self, container: Mapping[str, Any]) -> dict[str, str]:
         """The image's Env, then the pod's environment (later wins), as the runtime sets it."""
         env = dict(self.image_for(container).env)
-        env["HOSTNAME"] = f"{self.deployment['metadata']['name']}-local"
+        env["HOSTNAME"] = self.hostname
         env.update(self.resolve_env(container).values)
         return env
 

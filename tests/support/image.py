@@ -29,10 +29,18 @@ BUILD_TIMEOUT = 1800  # a cold build takes minutes on a loaded machine; a bound,
 @dataclass(frozen=True)
 class Image:
     layout: Path
-    archive: Path
-    packages: Path
     tag: str
     digest: str
+    archive: Path | None = None   # what ci/image.py wrote beside the layout (None: a layout from elsewhere)
+    packages: Path | None = None
+
+    @classmethod
+    def tagged(cls, layout: Path, tag: str) -> "Image":
+        """The image an OCI layout holds under `tag` (index.json's ref.name), whatever made it."""
+        index = json.loads((layout / "index.json").read_text())
+        [digest] = [m["digest"] for m in index["manifests"]
+                    if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag]
+        return cls(layout=layout, tag=tag, digest=digest)
 
     @property
     def ref(self) -> str:

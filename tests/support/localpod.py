@@ -234,6 +234,11 @@ class LocalPod:
         return self._scratch
 
     @property
+    def hostname(self) -> str:
+        """The local pod's name (metadata.name, HOSTNAME): the Deployment's, with `-local`."""
+        return f"{self.deployment['metadata']['name']}-local"
+
+    @property
     def home(self) -> Path:
         home = self.scratch / "home"
         home.mkdir(exist_ok=True)
@@ -326,7 +331,7 @@ class LocalPod:
     # ---- environment ---------------------------------------------------------------------------
     def _field_ref(self, path: str, container: Mapping[str, Any]) -> str:
         meta = self.deployment["spec"]["template"].get("metadata") or {}
-        name = f"{self.deployment['metadata']['name']}-local"
+        name = self.hostname
         values = {
             "metadata.name": name,
             "metadata.namespace": self.deployment["metadata"].get("namespace", "default"),
@@ -414,7 +419,7 @@ class LocalPod:
                     env[k] = self.local_path(container, v)
         env.update({
             "PATH": f"{paths.VENV_BIN}:{SYSTEM_PATH}",
-            "HOSTNAME": f"{self.deployment['metadata']['name']}-local",
+            "HOSTNAME": self.hostname,
             "LANG": env.get("LANG", "C.UTF-8"),
         })
         env.update(self.resolve_env(container).values)
