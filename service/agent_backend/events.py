@@ -5,7 +5,8 @@ every pending part of every hub in a single multi-row INSERT (group commit: whil
 flight the next batch accumulates; consecutive text/reasoning deltas are merged into one event).
 Only after the INSERT commits are the events published to the hub's in-memory list that SSE
 followers read, so every `id:` a client sees is durable and can be replayed from MySQL with
-`?cursor=`. If MySQL stays unreachable the run is failed; its final `error` part is then sent
+`?cursor=`; the hub holds only the newest HELD_FRAMES or so, and a follower further behind reads back
+from MySQL. If MySQL stays unreachable the run is failed; its final `error` part is then sent
 live without an `id` (it cannot be replayed).
 
 What a stream sends: a live stream (no `history_only`) starts at the first event of the session's latest
@@ -45,6 +46,10 @@ REPLAY_LOST_PART = {"type": "error", "error": "The service lost its database whi
 SHUTDOWN_MESSAGE = "The agent-backend service restarted and interrupted this run; send your message again."
 LOST_MESSAGE = "This run was interrupted (the service lost its database); send your message again."
 PAGE = 500  # events read from MySQL per query when replaying
+# Published frames a hub keeps for its live streams: between HELD_FRAMES and twice that many, the newest. A
+# stream further behind reads the earlier ones back from MySQL (every published frame is stored), so a long
+# run costs a bounded amount of memory however many events it has.
+HELD_FRAMES = 64
 
 
 def frame(seq: int | None, data: str) -> bytes:
@@ -78,7 +83,8 @@ class Hub:
         self.session_id, self.run_id = session_id, run_id
         self.user_id: str | None = None
         self.first_seq = self.next_seq = first_seq
-        self.frames: list[Framed] = []  # contiguous seqs
+        self.frames: list[Framed] = []  # contiguous seqs, the newest published ones (HELD_FRAMES)
+        self.held_from = first_seq  # the seq of frames[0]; earlier ones are read from MySQL
         self.pending: list[dict] = []
         self.pending_futs: list[asyncio.Future] = []
         self.done = False
@@ -96,6 +102,10 @@ class Hub:
 
     def publish(self, items: list["Framed"]) -> None:
         self.frames.extend(items)
+        if len(self.frames) > 2 * HELD_FRAMES:
+            dropped = len(self.frames) - HELD_FRAMES
+            del self.frames[:dropped]
+            self.held_from += dropped
         if any(f.terminal for f in items):
             self.done = True
             self.finished_at = time.monotonic()
@@ -119,7 +129,8 @@ class Hub:
             await asyncio.wait((self._changed,), timeout=timeout)
 
     def frames_from(self, seq: int) -> list["Framed"]:
-        idx = seq - self.first_seq
+        """The held frames from `seq` on (the caller checks that seq >= held_from)."""
+        idx = seq - self.held_from
         return self.frames[max(idx, 0):] if idx < len(self.frames) else []
 
 
@@ -306,7 +317,7 @@ class EventStreamer:
         """Before the response starts: the first stored events a stream from `pos` must replay, or None
         when the live run in memory has them all. DatabaseUnavailable here is a 503, not an empty stream."""
         hub = self.hubs.get(session_id)
-        if not history_only and hub is not None and pos >= hub.first_seq:
+        if not history_only and hub is not None and pos >= hub.held_from:
             return None
         return await queries.read_events(self.db, session_id, pos - 1, PAGE)
 
@@ -337,7 +348,7 @@ class EventStreamer:
         behind = False  # the last page read was full: more stored events to replay
         while True:
             hub = self.hubs.get(session_id)
-            if rows is None and hub is not None and pos >= hub.first_seq:
+            if rows is None and hub is not None and pos >= hub.held_from:
                 items = hub.frames_from(pos)
                 if items:
                     await resp.write(b"".join(f.frame for f in items if f.live))
@@ -356,7 +367,7 @@ class EventStreamer:
                     try:
                         rows = await queries.read_events(self.db, session_id, pos - 1, PAGE)
                     except DatabaseUnavailable:
-                        if behind or (hub is not None and pos < hub.first_seq):  # mid-replay: never skip
+                        if behind or (hub is not None and pos < hub.held_from):  # mid-replay: never skip
                             await resp.write(frame(None, dumps(REPLAY_LOST_PART)))
                             return
                 behind = rows is not None and len(rows) == PAGE

@@ -89,6 +89,7 @@ class Run:
         self.cancel_reason: str | None = None
         self.state: StepState | None = None
         self.usage = Usage()
+        self.answer: list[str] = []  # the text of the stored assistant blocks, for the trace
         self.finishing = False
         self.marks: dict[str, float] = {}
         self.outage = RetryBudget(mgr.cfg.db_write_retry)
@@ -120,17 +121,16 @@ class Run:
         span = self.mgr.tracer.turn(run_id=self.id, session_id=self.session_id, user_id=self.user.id,
                                     model=self.mgr.cfg.anthropic_model,
                                     inputs={"message": self.content, "mode": self.mode})
-        answer: list[str] = []
         outcome = Outcome("error")
         try:
-            outcome = await self._ended(span, answer, started)
+            outcome = await self._ended(span, started)
         finally:
-            await self._finish(outcome, span, answer, started)
+            await self._finish(outcome, span, started)
 
-    async def _ended(self, span, answer: list[str], started: float) -> Outcome:
+    async def _ended(self, span, started: float) -> Outcome:
         """The turn's outcome, whichever way it ends."""
         try:
-            return await self._turn(span, answer, started)
+            return await self._turn(span, started)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -149,7 +149,7 @@ class Run:
             return Outcome("error", error="internal error",
                            terminal={"type": "error", "error": "Internal error in agent-backend."})
 
-    async def _turn(self, span, answer: list[str], started: float) -> Outcome:
+    async def _turn(self, span, started: float) -> Outcome:
         cfg, turn = self.mgr.cfg, self.turn  # the `start` part was stored with the run's start (start_turn)
         if turn.first_turn:  # nothing earlier to load: the message just stored is all
             history = [{"role": "user", "content": [{"type": "text", "text": self.content}]}]
@@ -170,11 +170,12 @@ class Run:
             self._checkpoint()
             if "first_token_ms" not in self.marks:
                 self.marks["first_token_ms"] = round((time.monotonic() - started) * 1000, 2)
-            answer.append(delta)
+                span.release()  # the trace goes out from the first token on (tracing.Span)
             self.emit({"type": "text-delta", "delta": delta})
 
         def on_thinking(delta: str) -> None:
             self._checkpoint()
+            span.release()
             self.emit({"type": "reasoning", "delta": delta})
 
         for step in range(cfg.max_steps):
@@ -192,6 +193,7 @@ class Run:
             blocks = await self._settle(state, "complete")
             child.end(outputs={"content": blocks, "stop_reason": state.stop_reason},
                       metadata={"usage": state.usage.as_dict()})
+            span.release()  # also a turn whose first answer is a tool call is traced while it waits
             if blocks:
                 history.append({"role": "assistant", "content": blocks})
             tool_uses = [b for b in blocks if b["type"] == "tool_use"]
@@ -213,7 +215,7 @@ class Run:
             return [t for t in tools if t.read_only]
         return tools
 
-    async def _finish(self, outcome: Outcome, span, answer: list[str], started: float) -> None:
+    async def _finish(self, outcome: Outcome, span, started: float) -> None:
         """Write the outcome: bookkeeping first, so that once the client sees the terminal part the run is
         over everywhere (a next message is never refused with 409 because of this run)."""
         self.finishing = True
@@ -231,7 +233,7 @@ class Run:
                 tail = terminal
         if tail is not None and not self.hub.done:
             self.hub.fail(DatabaseUnavailable(), tail)
-        span.end(outputs={"answer": "".join(answer), "status": outcome.status, "usage": self.usage.as_dict()},
+        span.end(outputs={"answer": "".join(self.answer), "status": outcome.status, "usage": self.usage.as_dict()},
                  error=outcome.error)
         log(logger, logging.INFO, "run finished", run_id=self.id, session_id=self.session_id, status=outcome.status,
             finish_reason=outcome.finish_reason, duration_s=round(time.monotonic() - started, 3),
@@ -261,6 +263,7 @@ class Run:
                 model=self.mgr.cfg.anthropic_model, usage=state.usage))
         blocks = [b for b in state.complete_blocks() if kinds is None or b["type"] in kinds]
         if blocks:
+            self.answer.extend(b["text"] for b in blocks if b["type"] == "text")
             await self._add_message("assistant", blocks, status)
         return blocks
 

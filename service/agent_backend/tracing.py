@@ -1,8 +1,9 @@
 """LangSmith tracing with the `langsmith` SDK: a run per turn, each model call a child run.
 
 One Client per app, pointed at LANGSMITH_ENDPOINT. Without LANGCHAIN_API_KEY nothing is created and
-nothing is sent. SDK calls run on one dedicated worker thread (ordered, never on the event loop);
-any exception is logged and swallowed, so tracing can never fail a turn. Traces carry the session
+nothing is sent. SDK calls run on one dedicated worker thread (ordered, never on the event loop),
+and a turn's first ones only from its first token on (`Span.release`); any exception is logged and
+swallowed, so tracing can never fail a turn. Traces carry the session
 and user ids as metadata, the conversation text and token usage, never a token or API key.
 """
 from __future__ import annotations
@@ -21,37 +22,70 @@ logger = logging.getLogger("agent_backend.tracing")
 PROJECT = "agent-backend"
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class _NoopSpan:
     def child(self, *a, **k) -> "_NoopSpan":
         return self
+
+    def release(self) -> None:
+        pass
 
     def end(self, *a, **k) -> None:
         pass
 
 
-class Span:
-    def __init__(self, tracer: "Tracer", run_tree: Any):
-        self._tracer, self._rt = tracer, run_tree
+class _Held:
+    """A turn's SDK calls, held back until its first token (`Span.release`): building and posting runs
+    costs the worker thread's share of the GIL, which the event loop would otherwise pay in time to first
+    token. Times are taken when a span starts or ends, not when its call runs."""
 
-    def child(self, name: str, run_type: str, inputs: dict) -> "Span | _NoopSpan":
-        holder: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self.calls: list | None = []
+
+
+class Span:
+    def __init__(self, tracer: "Tracer", held: _Held, *, root: bool = False):
+        self._tracer, self._held, self._root = tracer, held, root
+        self._rt: Any = None
+
+    def child(self, name: str, run_type: str, inputs: dict) -> "Span":
+        span = Span(self._tracer, self._held)
+        start = _now()
 
         def make():
-            child = self._rt.create_child(name=name, run_type=run_type, inputs=inputs,
-                                          start_time=datetime.now(timezone.utc))
-            holder["rt"] = child
-            child.post()
-        span = Span(self._tracer, None)
-        self._tracer._submit(make, then=lambda: setattr(span, "_rt", holder.get("rt")))
+            if self._rt is None:
+                return
+            span._rt = self._rt.create_child(name=name, run_type=run_type, inputs=inputs, start_time=start)
+            span._rt.post()
+        self._submit(make)
         return span
 
+    def release(self) -> None:
+        """Send what the turn held back, and from now on each call as it comes (idempotent)."""
+        calls, self._held.calls = self._held.calls, None
+        for fn in calls or ():
+            self._tracer._submit(fn)
+
     def end(self, outputs: dict | None = None, error: str | None = None, metadata: dict | None = None) -> None:
+        end = _now()
+
         def finish():
             if self._rt is None:
                 return
-            self._rt.end(outputs=outputs, error=error, metadata=metadata)
+            self._rt.end(outputs=outputs, error=error, metadata=metadata, end_time=end)
             self._rt.patch()
-        self._tracer._submit(finish)
+        self._submit(finish)
+        if self._root:  # the turn is over: nothing is held any longer
+            self.release()
+
+    def _submit(self, fn) -> None:
+        if self._held.calls is not None:
+            self._held.calls.append(fn)
+        else:
+            self._tracer._submit(fn)
 
 
 class Tracer:
@@ -65,15 +99,13 @@ class Tracer:
             self._client = Client(api_url=cfg.langsmith_endpoint, api_key=cfg.langchain_api_key)
             self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="langsmith")
 
-    def _submit(self, fn, then=None) -> None:
+    def _submit(self, fn) -> None:
         if self._pool is None:
             return
 
         def guarded():
             try:
                 fn()
-                if then is not None:
-                    then()
             except Exception as exc:  # tracing never fails a turn
                 log(logger, logging.WARNING, "tracing call failed", error=type(exc).__name__)
         try:
@@ -82,20 +114,21 @@ class Tracer:
             pass  # executor shut down
 
     def turn(self, *, run_id: str, session_id: str, user_id: str, model: str, inputs: dict) -> Span | _NoopSpan:
+        """The turn's root span; its calls and its children's are held until `release()` or its `end()`."""
         if not self.enabled:
             return _NoopSpan()
         from langsmith.run_trees import RunTree
-        span = Span(self, None)
+        span = Span(self, _Held(), root=True)
         metadata = {"session_id": session_id, "user_id": user_id, "run_id": run_id, "model": model,
                     "environment": self.environment}
+        start = _now()
 
         def make():
-            rt = RunTree(name="agent-turn", run_type="chain", inputs=inputs, project_name=PROJECT,
-                         id=uuid.UUID(run_id), client=self._client, extra={"metadata": metadata},
-                         tags=[f"env:{self.environment}"], start_time=datetime.now(timezone.utc))
-            span._rt = rt
-            rt.post()
-        self._submit(make)
+            span._rt = RunTree(name="agent-turn", run_type="chain", inputs=inputs, project_name=PROJECT,
+                               id=uuid.UUID(run_id), client=self._client, extra={"metadata": metadata},
+                               tags=[f"env:{self.environment}"], start_time=start)
+            span._rt.post()
+        span._submit(make)
         return span
 
     async def close(self, timeout: float = 5.0) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.support.cli import eventually, run_bash, start_held_turn
-from tests.support.standins.anthropic import Reply
+from tests.support.standins.anthropic import Block, Reply
 
 ANSWER = "alpha beta gamma delta epsilon zeta eta theta"
 
@@ -158,3 +158,29 @@ async def test_a_cursor_inside_the_latest_run_is_exact_after_it_ended(service, a
     await again.until_type("finish")
     await again.close()
     assert [e.id for e in again.events if e.id is not None] == ids[1:]
+
+
+async def test_a_listener_far_behind_a_long_live_run_gets_every_event_once(service, alice):
+    # Alternating thinking and text blocks: 2 x 150 events that the writer can never merge, far more than the
+    # frames a hub holds in memory (events.HELD_FRAMES), so a listener that starts at the run's beginning
+    # while it still streams reads the earlier events back from MySQL, then follows live.
+    pairs = 150
+    blocks = [b for i in range(pairs) for b in (Block("thinking", text=f"t{i}"), Block("text", text=f"w{i} "))]
+    service.anthropic.script(Reply(blocks=blocks, hold_after=2 * pairs))
+    sid = await alice.create_session()
+    assert (await alice.send(sid, "think aloud")).status == 200
+    first = await alice.open_events(sid)
+    await first.until(lambda e: e.type == "text-delta" and e.data["delta"] == f"w{pairs - 1} ")
+    late = await alice.open_events(sid)  # from the run's first event: nearly all of them no longer in memory
+    await late.until(lambda e: e.type == "text-delta" and e.data["delta"] == f"w{pairs - 1} ")
+    service.anthropic.release()
+    for stream in (first, late):
+        await stream.until_type("finish")
+        await stream.close()
+    first_ids = [e.id for e in first.events if e.id is not None]
+    assert first_ids == list(range(first_ids[0], first_ids[0] + len(first_ids)))
+    assert len(first_ids) > 2 * pairs
+    assert [e.id for e in late.events if e.id is not None] == first_ids
+    assert late.parts() == first.parts()
+    assert late.text() == "".join(f"w{i} " for i in range(pairs))
+    assert [p["delta"] for p in late.parts() if p["type"] == "reasoning"] == [f"t{i}" for i in range(pairs)]

@@ -1,12 +1,14 @@
 """LangSmith: each turn is a run with the model call as a child run, session and user ids as metadata,
-no secrets; tracing off sends nothing; a LangSmith outage never fails a turn."""
+no secrets, posted from the turn's first token on with the turn's own times; tracing off sends nothing; a
+LangSmith outage never fails a turn."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
-from tests.support.cli import run_bash
+from tests.support.cli import run_bash, start_held_turn
 
 
 def finished(runs):
@@ -68,3 +70,29 @@ async def test_langsmith_down_never_fails_a_turn(service, alice, mode):
     # Back up before teardown, so the shutdown flush delivers what was queued and the langsmith SDK has
     # nothing left to retry (and report) at interpreter exit.
     service.langsmith.come_up()
+
+
+async def test_a_turn_in_progress_is_traced_from_its_first_token_with_its_own_times(service, alice):
+    # The turn's trace is held back until its first token (off the path to it), then posted while the turn
+    # still streams; the times are those of the turn and its model call, not of the posting.
+    held = await start_held_turn(alice, service.anthropic, "an answer held open after one word", hold_after=1)
+    ls = service.langsmith
+
+    def turn_and_model(runs):
+        """This turn's root run and its model call (an MCP tools/list child may be there too)."""
+        roots = [r for r in runs if not r.get("parent_run_id")
+                 and held.sid in json.dumps((r.get("extra") or {}).get("metadata") or {})]
+        return roots + [r for r in runs if r.get("run_type") == "llm"
+                        and any(str(r.get("parent_run_id")) == str(root["id"]) for root in roots)]
+
+    def in_progress(runs):
+        mine = turn_and_model(runs)
+        return len(mine) == 2 and not any(r.get("end_time") for r in mine)
+    assert ls.wait_for_runs(in_progress), f"runs received: {ls.all_runs()}"
+    service.anthropic.release()
+    await held.stream.until_type("finish")
+    assert ls.wait_for_runs(lambda runs: all(r.get("end_time") for r in turn_and_model(runs)))
+    root, model = turn_and_model(ls.all_runs())
+    times = [datetime.fromisoformat(str(t).replace("Z", "+00:00"))
+             for t in (root["start_time"], model["start_time"], model["end_time"], root["end_time"])]
+    assert times == sorted(times), times

@@ -2,8 +2,8 @@
 
 It speaks the documented wire format, so the official `anthropic` SDK works against it unchanged:
 with `stream: true` it sends `message_start`, then per content block `content_block_start`,
-`content_block_delta` (`text_delta`, or `input_json_delta` with the tool input split into several
-`partial_json` chunks), `content_block_stop`, then `message_delta` (stop_reason + usage) and
+`content_block_delta` (`text_delta`; `thinking_delta`s then a `signature_delta`; or `input_json_delta` with
+the tool input split into several `partial_json` chunks), `content_block_stop`, then `message_delta` (stop_reason + usage) and
 `message_stop`, with `ping` events in between; without `stream` it answers one Message object.
 
 Script replies with `standin.script(Reply...)` (a FIFO queue; one reply per request):
@@ -68,7 +68,7 @@ _WORKSPACE_RUNS = re.compile(r"\bruns\b[^`]*\bworkspace\s+`([^`]+)`", re.IGNOREC
 
 @dataclass
 class Block:
-    """One content block of a scripted reply: `text` or `tool_use`."""
+    """One content block of a scripted reply: `text`, `thinking` (its deltas, then a signature) or `tool_use`."""
 
     type: str
     text: str = ""
@@ -177,7 +177,7 @@ class Reply:
             return self.output_tokens
         n = 0
         for b in self.blocks:
-            n += len(b.text.split()) if b.type == "text" else len(json.dumps(b.input)) // 4 + 1
+            n += len(b.text.split()) if b.type in ("text", "thinking") else len(json.dumps(b.input)) // 4 + 1
         return max(n, 1)
 
 
@@ -430,6 +430,18 @@ class AnthropicStandIn(StandIn):
                                                            "delta": {"type": "text_delta", "text": piece}})
                         if not await after_delta():
                             return resp
+                elif b.type == "thinking":
+                    await send("content_block_start", {"type": "content_block_start", "index": i,
+                                                       "content_block": {"type": "thinking", "thinking": "",
+                                                                         "signature": ""}})
+                    for piece in b.chunks or _split_text(b.text):
+                        await send("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                           "delta": {"type": "thinking_delta", "thinking": piece}})
+                        if not await after_delta():
+                            return resp
+                    await send("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                       "delta": {"type": "signature_delta",
+                                                                 "signature": f"standin-signature-{i}"}})
                 else:
                     await send("content_block_start", {"type": "content_block_start", "index": i,
                                                        "content_block": {"type": "tool_use", "id": b.id,
