@@ -170,12 +170,10 @@ class Run:
             self._checkpoint()
             if "first_token_ms" not in self.marks:
                 self.marks["first_token_ms"] = round((time.monotonic() - started) * 1000, 2)
-                span.release()  # the trace goes out from the first token on (tracing.Span)
             self.emit({"type": "text-delta", "delta": delta})
 
         def on_thinking(delta: str) -> None:
             self._checkpoint()
-            span.release()
             self.emit({"type": "reasoning", "delta": delta})
 
         for step in range(cfg.max_steps):
@@ -193,7 +191,6 @@ class Run:
             blocks = await self._settle(state, "complete")
             child.end(outputs={"content": blocks, "stop_reason": state.stop_reason},
                       metadata={"usage": state.usage.as_dict()})
-            span.release()  # also a turn whose first answer is a tool call is traced while it waits
             if blocks:
                 history.append({"role": "assistant", "content": blocks})
             tool_uses = [b for b in blocks if b["type"] == "tool_use"]

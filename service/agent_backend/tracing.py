@@ -2,7 +2,7 @@
 
 One Client per app, pointed at LANGSMITH_ENDPOINT. Without LANGCHAIN_API_KEY nothing is created and
 nothing is sent. SDK calls run on one dedicated worker thread (ordered, never on the event loop),
-and a turn's first ones only from its first token on (`Span.release`); any exception is logged and
+and a turn's only once it ended or ran HOLD_S; any exception is logged and
 swallowed, so tracing can never fail a turn. Traces carry the session
 and user ids as metadata, the conversation text and token usage, never a token or API key.
 """
@@ -20,6 +20,7 @@ from .logs import log
 
 logger = logging.getLogger("agent_backend.tracing")
 PROJECT = "agent-backend"
+HOLD_S = 1.0  # a turn's trace is sent once it ends, or once it has run this long (then as it goes)
 
 
 def _now() -> datetime:
@@ -30,20 +31,18 @@ class _NoopSpan:
     def child(self, *a, **k) -> "_NoopSpan":
         return self
 
-    def release(self) -> None:
-        pass
-
     def end(self, *a, **k) -> None:
         pass
 
 
 class _Held:
-    """A turn's SDK calls, held back until its first token (`Span.release`): building and posting runs
-    costs the worker thread's share of the GIL, which the event loop would otherwise pay in time to first
-    token. Times are taken when a span starts or ends, not when its call runs."""
+    """A turn's SDK calls, held back until it ends or has run HOLD_S (`Span.release`): building and posting
+    runs takes the GIL from the event loop for about a millisecond per turn, which a short turn would pay
+    in time to first token. Times are taken when a span starts or ends, not when its call runs."""
 
     def __init__(self) -> None:
         self.calls: list | None = []
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class Span:
@@ -66,6 +65,8 @@ class Span:
     def release(self) -> None:
         """Send what the turn held back, and from now on each call as it comes (idempotent)."""
         calls, self._held.calls = self._held.calls, None
+        if self._held.timer is not None:
+            self._held.timer.cancel()
         for fn in calls or ():
             self._tracer._submit(fn)
 
@@ -114,7 +115,7 @@ class Tracer:
             pass  # executor shut down
 
     def turn(self, *, run_id: str, session_id: str, user_id: str, model: str, inputs: dict) -> Span | _NoopSpan:
-        """The turn's root span; its calls and its children's are held until `release()` or its `end()`."""
+        """The turn's root span; its calls and its children's are held until its `end()`, or HOLD_S."""
         if not self.enabled:
             return _NoopSpan()
         from langsmith.run_trees import RunTree
@@ -129,6 +130,7 @@ class Tracer:
                                tags=[f"env:{self.environment}"], start_time=start)
             span._rt.post()
         span._submit(make)
+        span._held.timer = asyncio.get_running_loop().call_later(HOLD_S, span.release)
         return span
 
     async def close(self, timeout: float = 5.0) -> None:
