@@ -184,3 +184,19 @@ async def test_a_listener_far_behind_a_long_live_run_gets_every_event_once(servi
     assert late.parts() == first.parts()
     assert late.text() == "".join(f"w{i} " for i in range(pairs))
     assert [p["delta"] for p in late.parts() if p["type"] == "reasoning"] == [f"t{i}" for i in range(pairs)]
+
+
+async def test_a_replay_returns_every_character_as_streamed(service, alice):
+    # The events' INSERT is written by queries.insert_events itself: quotes, backslashes, SQL and format
+    # markers, control characters and characters outside the BMP come back from MySQL byte for byte.
+    tricky = ["it's ", "\"quoted\" ", "back\\slash\\ ", "\\' OR '1'='1 ", "%s %d %% ", "tab\there ",
+              "line\nbreak\r\n", "nul\x00byte ", "ctrl-z\x1a ", "ünïcödé ", "日本語 ", "emoji 🧬🚀 ", "\u2028end"]
+    service.anthropic.script(Reply.text("".join(tricky), chunks=tricky))
+    sid = await alice.create_session()
+    live = await alice.turn(sid, "say something awkward")
+    assert live.text == "".join(tricky)
+    hist = await alice.open_events(sid, cursor=0, history_only=True)
+    await hist.read_to_end()
+    await hist.close()
+    assert hist.text() == live.text
+    assert [e.raw for e in hist.events if e.id is not None] == [e.raw for e in live.events if e.id is not None]
