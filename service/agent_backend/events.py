@@ -48,8 +48,10 @@ LOST_MESSAGE = "This run was interrupted (the service lost its database); send y
 PAGE = 500  # events read from MySQL per query when replaying
 # Published frames a hub keeps for its live streams: between HELD_FRAMES and twice that many, the newest. A
 # stream further behind reads the earlier ones back from MySQL (every published frame is stored), so a long
-# run costs a bounded amount of memory however many events it has.
-HELD_FRAMES = 64
+# run costs a bounded amount of memory however many events it has. 32 is 1.6 s of a stream at 20 frames/s
+# (more under load, when the writer merges deltas): a live stream is at most a flush behind; one further
+# behind has stalled, and costs one query to catch up. (64 measured ~10 KiB more per open stream.)
+HELD_FRAMES = 32
 
 
 def frame(seq: int | None, data: str) -> bytes:

@@ -1,10 +1,10 @@
 """LangSmith tracing with the `langsmith` SDK: a run per turn, each model call a child run.
 
 One Client per app, pointed at LANGSMITH_ENDPOINT. Without LANGCHAIN_API_KEY nothing is created and
-nothing is sent. SDK calls run on one dedicated worker thread (ordered, never on the event loop),
-and a turn's only once it ended or ran HOLD_S; any exception is logged and
-swallowed, so tracing can never fail a turn. Traces carry the session
-and user ids as metadata, the conversation text and token usage, never a token or API key.
+nothing is sent. SDK calls run on one dedicated worker thread (ordered, never on the event loop), a
+turn's from when it ends or has run HOLD_S (`_Held`); any exception is logged and swallowed, so tracing
+can never fail a turn. Traces carry the session and user ids as metadata, the conversation text and
+token usage, never a token or API key.
 """
 from __future__ import annotations
 
