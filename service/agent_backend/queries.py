@@ -329,8 +329,9 @@ async def last_seq(db: Database | Tx, session_id: str) -> int:
 async def insert_events(db: Database, rows: list[NewEvent]) -> None:
     """created_at is the column's default (migration 0003), which spares formatting a datetime per row.
     The VALUES list is written here with the connection's own string escaping (as the driver's would be,
-    NO_BACKSLASH_ESCAPES included), without the driver's per-value dispatch and executemany's regex: about
-    a fifth of the writer's CPU under load. Uses the writer's reserved pool slots."""
+    NO_BACKSLASH_ESCAPES included), without the driver's per-value dispatch and executemany's regex (under
+    300 streams, py-spy: about 6% of the process's samples before, 2% after). Uses the writer's reserved
+    pool slots."""
     async with db.connection(priority=True) as conn:
         q = conn.escape_string
         values = ",".join([f"('{q(r.session_id)}',{int(r.seq)},'{q(r.run_id)}','{q(r.type)}','{q(r.data)}')"
