@@ -27,7 +27,8 @@ from aiohttp import web
 
 from . import queries
 from .codec import dumps, dumps_delta
-from .db import Database, DatabaseUnavailable, RetryBudget, retrying
+from .db import Database, DatabaseBusy, DatabaseUnavailable, RetryBudget, retrying
+from .errors import BUSY_RETRY_AFTER_S
 from .lifecycle import Lifecycle
 from .logs import log
 
@@ -39,6 +40,9 @@ CHUNK_ROWS = 64
 # The last part a live stream gets when its events cannot be stored (MySQL gone for over db_write_retry).
 DATABASE_LOST_PART = {"type": "error", "error": "The service lost its database; the answer could not be stored. "
                                                 "Please retry."}
+# ... and when they cannot be stored because no pooled connection came free (MySQL is fine, the service is not).
+DATABASE_BUSY_PART = {"type": "error", "error": "The service is busy; the answer could not be stored. Please retry "
+                                                f"in {BUSY_RETRY_AFTER_S} s."}
 # The last part of a stream whose replay from MySQL broke off: what came before it is not the whole story.
 REPLAY_LOST_PART = {"type": "error", "error": "The service lost its database while sending this conversation's "
                                               "earlier events; the rest could not be read. Please retry shortly."}
@@ -166,10 +170,17 @@ def _coalesce(parts: list[dict]) -> list[dict]:
     return out
 
 
-def _fail_futs(futs: list[asyncio.Future]) -> None:
+def _unstorable(cause: BaseException | None) -> DatabaseUnavailable:
+    """What storing a part raises once its hub failed for `cause`: busy when the pool was, else unavailable."""
+    if isinstance(cause, DatabaseBusy):
+        return DatabaseBusy("event log busy")
+    return DatabaseUnavailable("event log unavailable")
+
+
+def _fail_futs(futs: list[asyncio.Future], cause: BaseException | None) -> None:
     for fut in futs:
         if not fut.done():
-            fut.set_exception(DatabaseUnavailable("event log unavailable"))
+            fut.set_exception(_unstorable(cause))
             fut.exception()  # retrieved: the run may already be gone
 
 
@@ -202,7 +213,7 @@ class EventWriter:
     def emit(self, hub: Hub, part: dict, *, durable: bool = False) -> asyncio.Future | None:
         """Queue a part; with durable=True returns a future resolved once it is stored."""
         if hub.failed is not None:
-            raise DatabaseUnavailable("event log unavailable")
+            raise _unstorable(hub.failed)
         hub.pending.append(part)
         fut = None
         if durable:
@@ -217,7 +228,7 @@ class EventWriter:
         parts, futs = _coalesce(hub.pending), hub.pending_futs
         hub.pending, hub.pending_futs = [], []
         if hub.failed is not None:  # its run is over: nothing more may be numbered or stored
-            _fail_futs(futs)
+            _fail_futs(futs, hub.failed)
             return None
         if not parts:
             for fut in futs:
@@ -283,11 +294,12 @@ class EventWriter:
                     if not fut.done():
                         fut.set_result(None)
             else:
-                log(logger, logging.ERROR, "event log write failed; failing the run",
+                busy = isinstance(exc, DatabaseBusy)
+                log(logger, logging.WARNING if busy else logging.ERROR, "event log write failed; failing the run",
                     error=type(exc).__name__, detail=str(exc)[:300], events=len(rows),
                     session_id=hub.session_id, run_id=hub.run_id)
-                hub.fail(exc, DATABASE_LOST_PART)
-                _fail_futs(futs)
+                hub.fail(exc, DATABASE_BUSY_PART if busy else DATABASE_LOST_PART)
+                _fail_futs(futs, exc)
 
     async def _write(self, rows: list[queries.NewEvent]) -> None:
         chunks, current, size = [], [], 0

@@ -1,7 +1,8 @@
 """A pool with no connection free is busy, not an outage: 503 with Retry-After and a detail that says when to
 retry, its own log line, readiness unchanged, and service again as soon as connections come free. Callers
 queued behind new connections being opened wait their turn instead of being answered "database
-unavailable" (the defect seen at 500 streams, issue 13)."""
+unavailable" (the defect seen at 500 streams, issue 13). A run whose events cannot be stored because the
+pool stays busy ends saying so."""
 from __future__ import annotations
 
 import asyncio
@@ -9,11 +10,11 @@ import contextlib
 import dataclasses
 import logging
 
-from agent_backend import errors
+from agent_backend import errors, events
 from agent_backend.config import load_db_config
 from agent_backend.context import CTX
 
-from tests.support.cli import eventually
+from tests.support.cli import eventually, start_held_turn
 
 POOL_MAX = 3  # db.py: two slots for requests and one reserved for the event-log writer
 BUSY_TIMEOUT = 0.5
@@ -106,3 +107,25 @@ async def test_callers_queued_behind_new_connections_are_served_not_told_the_dat
     failures = [r for r in await asyncio.gather(*holders, return_exceptions=True) if r is not None]
     assert answer.status == 200 and failures == [], (answer.text, failures)
     assert outage_lines(caplog) == []
+
+
+async def test_a_run_whose_events_find_the_pool_busy_ends_saying_busy_not_lost(make_service, env, caplog):
+    """The event writer's reserved connection held too (past busy_timeout, then db_write_retry): the live
+    stream ends with an error part that says the service is busy, the log calls it busy, not an outage, and
+    the next turn works once connections are free."""
+    caplog.set_level(logging.INFO, logger="agent_backend")
+    svc = await make_service(db=dataclasses.replace(load_db_config(env), pool_max=POOL_MAX,
+                                                    busy_timeout=BUSY_TIMEOUT), db_write_retry=1.0)
+    alice = svc.cli(svc.sentinels.alice_token)
+    held = await start_held_turn(alice, svc.anthropic, "one two three four five six", message="count")
+    async with every_connection_held(svc.app[CTX].db):
+        svc.anthropic.release()  # the rest of the answer arrives while no connection is free
+        last = await held.stream.until_type("error")
+    assert last.id is None and last.data["error"] == events.DATABASE_BUSY_PART["error"]
+    assert last.data["error"] == "The service is busy; the answer could not be stored. Please retry in 5 s."
+    assert "finish" not in held.stream.types()
+    await held.stream.close()
+    failed = [rec for rec in caplog.records if rec.getMessage() == "event log write failed; failing the run"]
+    assert failed and failed[0].fields["error"] == "DatabaseBusy" and failed[0].levelno == logging.WARNING
+    assert not [m for m in outage_lines(caplog) if "unavailable" in m]
+    assert (await alice.turn(held.sid, "again?")).terminal["type"] == "finish"
