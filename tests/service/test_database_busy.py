@@ -2,7 +2,7 @@
 retry, its own log line, readiness unchanged, and service again as soon as connections come free. Callers
 queued behind new connections being opened wait their turn instead of being answered "database
 unavailable" (the defect seen at 500 streams, issue 13). A run whose events cannot be stored because the
-pool stays busy ends saying so."""
+pool stays busy, or whose own writes do, ends saying so."""
 from __future__ import annotations
 
 import asyncio
@@ -129,3 +129,41 @@ async def test_a_run_whose_events_find_the_pool_busy_ends_saying_busy_not_lost(m
     assert failed and failed[0].fields["error"] == "DatabaseBusy" and failed[0].levelno == logging.WARNING
     assert not [m for m in outage_lines(caplog) if "unavailable" in m]
     assert (await alice.turn(held.sid, "again?")).terminal["type"] == "finish"
+
+
+async def test_a_run_that_finds_the_pool_busy_for_its_own_writes_ends_with_the_busy_part(make_service, env,
+                                                                                        caplog):
+    """The request connections held, the event writer's reserved one free: the run's own writes (usage, its
+    message) wait past busy_timeout, then db_write_retry; its stream ends with the busy error part, stored
+    (it has an id: the writer could store it) and replayed as such, and the log calls it busy."""
+    caplog.set_level(logging.INFO, logger="agent_backend")
+    svc = await make_service(db=dataclasses.replace(load_db_config(env), pool_max=POOL_MAX,
+                                                    busy_timeout=BUSY_TIMEOUT), db_write_retry=1.0)
+    alice, database = svc.cli(svc.sentinels.alice_token), svc.app[CTX].db
+    held = await start_held_turn(alice, svc.anthropic, "one two three", message="count")
+    taken, release = [], asyncio.Event()
+
+    async def hold() -> None:
+        async with database.connection() as conn:
+            taken.append(conn)
+            await release.wait()
+    holders = [asyncio.create_task(hold()) for _ in range(POOL_MAX - 1)]
+    try:
+        await eventually(lambda: len(taken) == POOL_MAX - 1, what="the request connections held")
+        svc.anthropic.release()
+        last = await held.stream.until_type("error", "finish")
+    finally:
+        release.set()
+        await asyncio.gather(*holders)
+    assert last.type == "error" and last.data["error"] == errors.BUSY_MESSAGE and last.id is not None
+    await held.stream.close()
+    assert [m for m in (r.getMessage() for r in caplog.records) if m == "run failed: database pool busy"]
+    assert not [m for m in outage_lines(caplog) if "unavailable" in m]
+    # Once connections are free the run's end is recorded, and the log's end is that busy part, once.
+    turn = await alice.turn(held.sid, "again?")
+    assert turn.terminal["type"] == "finish"
+    hist = await alice.open_events(held.sid, cursor=0, history_only=True)
+    await hist.read_to_end()
+    await hist.close()
+    errors_seen = [p for p in hist.parts() if p.get("type") == "error"]
+    assert errors_seen == [last.data], errors_seen
