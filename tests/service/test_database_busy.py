@@ -27,9 +27,10 @@ def outage_lines(caplog) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def every_connection_held(database):
-    """Every connection of the service's own pool (both request slots and the writer's reserved one) taken
-    through Database.connection(), each having answered a query, until the block ends."""
+async def every_connection_held(database, priorities: tuple[bool, ...] = (False, False, True)):
+    """Connections of the service's own pool taken through Database.connection(), each having answered a
+    query, until the block ends: by default every one (both request slots and the writer's reserved one);
+    one per entry of `priorities` (True: a writer's slot)."""
     held, release = [], asyncio.Event()
 
     async def hold(priority: bool) -> None:
@@ -38,10 +39,10 @@ async def every_connection_held(database):
             held.append(conn)
             await release.wait()
 
-    tasks = [asyncio.create_task(hold(priority)) for priority in (False, False, True)]
+    tasks = [asyncio.create_task(hold(priority)) for priority in priorities]
     try:
-        await eventually(lambda: len(held) == POOL_MAX or any(t.done() for t in tasks), what="the pool held")
-        assert len(held) == POOL_MAX, [t.exception() for t in tasks if t.done()]
+        await eventually(lambda: len(held) == len(tasks) or any(t.done() for t in tasks), what="the pool held")
+        assert len(held) == len(tasks), [t.exception() for t in tasks if t.done()]
         yield
     finally:
         release.set()
@@ -139,22 +140,11 @@ async def test_a_run_that_finds_the_pool_busy_for_its_own_writes_ends_with_the_b
     caplog.set_level(logging.INFO, logger="agent_backend")
     svc = await make_service(db=dataclasses.replace(load_db_config(env), pool_max=POOL_MAX,
                                                     busy_timeout=BUSY_TIMEOUT), db_write_retry=1.0)
-    alice, database = svc.cli(svc.sentinels.alice_token), svc.app[CTX].db
+    alice = svc.cli(svc.sentinels.alice_token)
     held = await start_held_turn(alice, svc.anthropic, "one two three", message="count")
-    taken, release = [], asyncio.Event()
-
-    async def hold() -> None:
-        async with database.connection() as conn:
-            taken.append(conn)
-            await release.wait()
-    holders = [asyncio.create_task(hold()) for _ in range(POOL_MAX - 1)]
-    try:
-        await eventually(lambda: len(taken) == POOL_MAX - 1, what="the request connections held")
+    async with every_connection_held(svc.app[CTX].db, priorities=(False, False)):  # the writer's slot free
         svc.anthropic.release()
         last = await held.stream.until_type("error", "finish")
-    finally:
-        release.set()
-        await asyncio.gather(*holders)
     assert last.type == "error" and last.data["error"] == errors.BUSY_MESSAGE and last.id is not None
     await held.stream.close()
     assert [m for m in (r.getMessage() for r in caplog.records) if m == "run failed: database pool busy"]
