@@ -1,6 +1,6 @@
 """LangSmith: each turn is a run with the model call as a child run, session and user ids as metadata,
-no secrets, posted once the turn ended or ran a second (a turn in progress is visible), with its own times; tracing off sends nothing; a
-LangSmith outage never fails a turn."""
+no secrets, posted once the turn ended or ran a second (a turn in progress is visible), with its own
+times; tracing off sends nothing; a LangSmith outage never fails a turn."""
 from __future__ import annotations
 
 import json

@@ -2,9 +2,10 @@
 
 It speaks the documented wire format, so the official `anthropic` SDK works against it unchanged:
 with `stream: true` it sends `message_start`, then per content block `content_block_start`,
-`content_block_delta` (`text_delta`; `thinking_delta`s then a `signature_delta`; or `input_json_delta` with
-the tool input split into several `partial_json` chunks), `content_block_stop`, then `message_delta` (stop_reason + usage) and
-`message_stop`, with `ping` events in between; without `stream` it answers one Message object.
+`content_block_delta` (`text_delta`; `thinking_delta`s then a `signature_delta`; or `input_json_delta`
+with the tool input split into several `partial_json` chunks), `content_block_stop`, then
+`message_delta` (stop_reason + usage) and `message_stop`, with `ping` events in between; without
+`stream` it answers one Message object.
 
 Script replies with `standin.script(Reply...)` (a FIFO queue; one reply per request):
 
@@ -422,36 +423,24 @@ class AnthropicStandIn(StandIn):
             if not await after_delta(0):
                 return resp
             for i, b in enumerate(blocks):
-                if b.type == "text":
-                    await send("content_block_start", {"type": "content_block_start", "index": i,
-                                                       "content_block": {"type": "text", "text": ""}})
-                    for piece in b.chunks or _split_text(b.text):
-                        await send("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                           "delta": {"type": "text_delta", "text": piece}})
-                        if not await after_delta():
-                            return resp
-                elif b.type == "thinking":
-                    await send("content_block_start", {"type": "content_block_start", "index": i,
-                                                       "content_block": {"type": "thinking", "thinking": "",
-                                                                         "signature": ""}})
-                    for piece in b.chunks or _split_text(b.text):
-                        await send("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                           "delta": {"type": "thinking_delta", "thinking": piece}})
-                        if not await after_delta():
-                            return resp
+                if b.type == "tool_use":
+                    block = {"type": "tool_use", "id": b.id, "name": b.name, "input": {}}
+                    kind, key = "input_json_delta", "partial_json"
+                    pieces = b.chunks or _split_json(json.dumps(b.input))
+                else:  # text or thinking: its deltas carry the text under the block's own type
+                    block = {"type": b.type, b.type: "", **({"signature": ""} if b.type == "thinking" else {})}
+                    kind, key, pieces = f"{b.type}_delta", b.type, b.chunks or _split_text(b.text)
+                await send("content_block_start", {"type": "content_block_start", "index": i,
+                                                   "content_block": block})
+                for piece in pieces:
+                    await send("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                       "delta": {"type": kind, key: piece}})
+                    if not await after_delta():
+                        return resp
+                if b.type == "thinking":
                     await send("content_block_delta", {"type": "content_block_delta", "index": i,
                                                        "delta": {"type": "signature_delta",
                                                                  "signature": f"standin-signature-{i}"}})
-                else:
-                    await send("content_block_start", {"type": "content_block_start", "index": i,
-                                                       "content_block": {"type": "tool_use", "id": b.id,
-                                                                         "name": b.name, "input": {}}})
-                    for piece in b.chunks or _split_json(json.dumps(b.input)):
-                        await send("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                           "delta": {"type": "input_json_delta",
-                                                                     "partial_json": piece}})
-                        if not await after_delta():
-                            return resp
                 await send("content_block_stop", {"type": "content_block_stop", "index": i})
             await send("message_delta", {"type": "message_delta",
                                          "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
