@@ -127,9 +127,7 @@ class Hub:
 
     def _notify(self) -> None:
         waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+        _resolve(waiters)
 
     async def wait(self, timeout: float) -> None:
         """Until the hub changes, or `timeout` seconds. A future of the caller's own, resolved by `_notify` or
@@ -139,7 +137,7 @@ class Hub:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._waiters.append(fut)
-        timer = loop.call_later(timeout, _wake, fut)
+        timer = loop.call_later(timeout, _resolve, (fut,))
         try:
             await fut
         finally:
@@ -153,9 +151,11 @@ class Hub:
         return self.frames[max(idx, 0):] if idx < len(self.frames) else []
 
 
-def _wake(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_result(None)
+def _resolve(futs) -> None:
+    """Resolve each of `futs` not already done (a stream's wait that timed out, a part that was stored)."""
+    for fut in futs:
+        if not fut.done():
+            fut.set_result(None)
 
 
 def _coalesce(parts: list[dict]) -> list[dict]:
@@ -231,9 +231,7 @@ class EventWriter:
             _fail_futs(futs, hub.failed)
             return None
         if not parts:
-            for fut in futs:
-                if not fut.done():
-                    fut.set_result(None)
+            _resolve(futs)
             return None
         items, rows = [], []
         for part in parts:
@@ -290,9 +288,7 @@ class EventWriter:
         for (hub, items, futs, rows), exc in done:
             if exc is None:
                 hub.publish(items)
-                for fut in futs:
-                    if not fut.done():
-                        fut.set_result(None)
+                _resolve(futs)
             else:
                 busy = isinstance(exc, DatabaseBusy)
                 log(logger, logging.WARNING if busy else logging.ERROR, "event log write failed; failing the run",
